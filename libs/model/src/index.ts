@@ -1,1 +1,3 @@
 export * from './domain.js';
+export * from './ipv4.js';
+export * from './mac.js';

@@ -1,0 +1,50 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { DataSource } from 'typeorm';
+import { API_TOKENS, AuthGuard, type ApiTokens } from './auth/auth.guard.js';
+import { ApiExceptionFilter } from './common/errors.js';
+import { CONFIG, type Config } from './config/config.js';
+import { HealthController } from './health/health.controller.js';
+import { HostsController } from './hosts/hosts.controller.js';
+import { HostsService } from './hosts/hosts.service.js';
+import { InstancesController } from './instances/instances.controller.js';
+import { InstancesService } from './instances/instances.service.js';
+import { MetricsController } from './metrics/metrics.controller.js';
+import { MetricsService } from './metrics/metrics.service.js';
+import { NetworksController } from './networks/networks.controller.js';
+import { NetworksService } from './networks/networks.service.js';
+import { PoolsController } from './pools/pools.controller.js';
+import { PoolsService } from './pools/pools.service.js';
+import { RevisionLog } from './revisions/revision-log.js';
+import { RoutersController } from './routers/routers.controller.js';
+import { RoutersService } from './routers/routers.service.js';
+
+export interface AppDeps {
+  config: Config;
+  dataSource: DataSource;
+  tokens: ApiTokens;
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(deps: AppDeps): DynamicModule {
+    return {
+      module: AppModule,
+      controllers: [HealthController, HostsController, NetworksController, InstancesController, RoutersController, PoolsController, MetricsController],
+      providers: [
+        { provide: CONFIG, useValue: deps.config },
+        { provide: DataSource, useValue: deps.dataSource },
+        { provide: API_TOKENS, useValue: deps.tokens },
+        { provide: APP_GUARD, useClass: AuthGuard },
+        { provide: APP_FILTER, useClass: ApiExceptionFilter },
+        RevisionLog,
+        PoolsService,
+        HostsService,
+        NetworksService,
+        InstancesService,
+        RoutersService,
+        MetricsService,
+      ],
+    };
+  }
+}

@@ -1,0 +1,91 @@
+import { Logger, ValidationPipe, type LogLevel } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { DataSource } from 'typeorm';
+import { AppModule } from './app.module.js';
+import { loadAdminToken } from './auth/tokens.js';
+import { flattenValidationErrors, InvalidInput } from './common/errors.js';
+import type { Config } from './config/config.js';
+import { createDataSource, runMigrations } from './database/data-source.js';
+import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres.js';
+import { PoolsService } from './pools/pools.service.js';
+
+export const API_PREFIX = 'api/v1';
+
+const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
+
+export interface Controller {
+  readonly app: NestFastifyApplication;
+  readonly dataSource: DataSource;
+  readonly adminToken: string;
+  /** True when this start generated the admin token (it is printed once). */
+  readonly adminTokenCreated: boolean;
+  readonly databaseUrl: string;
+  readonly embedded: EmbeddedDatabase | undefined;
+  close(): Promise<void>;
+}
+
+/**
+ * Builds the controller: database (embedded when no DATABASE_URL), migrations, admin
+ * token, then the NestJS application on Fastify. Does not listen; `main.ts` does.
+ */
+export async function createController(config: Config): Promise<Controller> {
+  const log = new Logger('lattice');
+  let embedded: EmbeddedDatabase | undefined;
+  let databaseUrl = config.databaseUrl;
+  if (!databaseUrl) {
+    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
+    databaseUrl = embedded.url;
+    log.log(`embedded PostgreSQL on 127.0.0.1:${embedded.port}, data in ${config.dataDir}`);
+  }
+  const dataSource = createDataSource(databaseUrl);
+  try {
+    await dataSource.initialize();
+    const applied = await runMigrations(dataSource);
+    if (applied.length > 0) log.log(`applied migrations: ${applied.join(', ')}`);
+  } catch (e) {
+    if (dataSource.isInitialized) await dataSource.destroy();
+    await embedded?.stop();
+    throw e;
+  }
+  const { token: adminToken, created } = loadAdminToken(config.dataDir, config.adminToken);
+
+  const app = await NestFactory.create<NestFastifyApplication>(
+    AppModule.forRoot({ config, dataSource, tokens: { admin: adminToken, viewer: config.viewerToken } }),
+    new FastifyAdapter({ bodyLimit: config.bodyLimit }),
+    { logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1), abortOnError: false },
+  );
+  app.setGlobalPrefix(API_PREFIX);
+  app.useGlobalPipes(
+    new ValidationPipe({
+      whitelist: true,
+      forbidNonWhitelisted: true,
+      transform: true,
+      exceptionFactory: (errors) => new InvalidInput(flattenValidationErrors(errors)),
+    }),
+  );
+  const doc = new DocumentBuilder()
+    .setTitle('Lattice')
+    .setDescription('SDN controller for virtual networks: hosts, networks, instances, routers')
+    .setVersion('1')
+    .addBearerAuth()
+    .build();
+  SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, doc));
+  await app.init();
+  await app.get(PoolsService).applyConfiguredRanges();
+
+  return {
+    app,
+    dataSource,
+    adminToken,
+    adminTokenCreated: created,
+    databaseUrl,
+    embedded,
+    async close() {
+      await app.close();
+      if (dataSource.isInitialized) await dataSource.destroy();
+      await embedded?.stop();
+    },
+  };
+}

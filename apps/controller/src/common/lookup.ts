@@ -1,0 +1,27 @@
+import { NotFoundException } from '@nestjs/common';
+import type { EntityManager, EntityTarget, FindOptionsWhere } from 'typeorm';
+
+const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+
+export function isUuid(s: string): boolean {
+  return UUID.test(s);
+}
+
+export type RowLock = 'pessimistic_write' | 'for_no_key_update' | 'pessimistic_read';
+
+/**
+ * Finds one object by id or by name (paths and request bodies name related objects either
+ * way); 404 naming what was looked for.
+ */
+export async function findByIdOrName<T extends { id: string; name: string }>(
+  m: EntityManager,
+  entity: EntityTarget<T>,
+  what: string,
+  idOrName: string,
+  lock?: RowLock,
+): Promise<T> {
+  const where = (isUuid(idOrName) ? { id: idOrName } : { name: idOrName }) as FindOptionsWhere<T>;
+  const row = await m.findOne(entity, { where, ...(lock ? { lock: { mode: lock } } : {}) });
+  if (!row) throw new NotFoundException(`${what} "${idOrName}" not found`);
+  return row;
+}

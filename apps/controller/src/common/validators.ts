@@ -1,0 +1,54 @@
+import { ValidationOptions, registerDecorator } from 'class-validator';
+import { isCanonicalCidr, isIpv4, isReserved, normalizeMac, parseCidr, isUnicastMac } from '../../../../libs/model/src/index.js';
+
+/** Names of hosts, networks, instances and routers: DNS-label-like, 1–63 characters. */
+export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
+export const NAME_MESSAGE = '$property must be 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit';
+
+function rule(name: string, test: (v: unknown) => boolean, message: string) {
+  return (options?: ValidationOptions) => (object: object, propertyName: string) =>
+    registerDecorator({
+      name,
+      target: object.constructor,
+      propertyName,
+      options: { message, ...options },
+      validator: { validate: test },
+    });
+}
+
+export const IsIpv4Address = rule('isIpv4Address', (v) => typeof v === 'string' && isIpv4(v), '$property must be an IPv4 address (a.b.c.d)');
+
+export const IsUnicastIpv4 = rule(
+  'isUnicastIpv4',
+  (v) => typeof v === 'string' && isIpv4(v) && !isReserved(parseCidr(`${v}/32`)!),
+  '$property must be a unicast IPv4 address outside 0/8, 127/8, 169.254/16, 224/4 and 240/4',
+);
+
+export const IsIpv4Cidr = rule(
+  'isIpv4Cidr',
+  (v) => typeof v === 'string' && isCanonicalCidr(v) && !isReserved(parseCidr(v)!),
+  '$property must be an IPv4 CIDR with no host bits set (e.g. 10.0.0.0/24), outside reserved ranges',
+);
+
+export const IsUnicastMac = rule(
+  'isUnicastMac',
+  (v) => typeof v === 'string' && normalizeMac(v) !== null && isUnicastMac(normalizeMac(v)!),
+  '$property must be a unicast MAC address (aa:bb:cc:dd:ee:ff, least significant bit of the first octet clear)',
+);
+
+/** Label keys like Kubernetes': optional DNS prefix, then a name; values up to 63 characters. */
+export const IsLabels = rule(
+  'isLabels',
+  (v) =>
+    typeof v === 'object' &&
+    v !== null &&
+    !Array.isArray(v) &&
+    Object.keys(v).length <= 64 &&
+    Object.entries(v).every(
+      ([k, val]) =>
+        /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(k) &&
+        typeof val === 'string' &&
+        /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/.test(val),
+    ),
+  '$property must map label keys (prefix/name) to strings of up to 63 characters, at most 64 labels',
+);

@@ -1,0 +1,36 @@
+import { DataSource } from 'typeorm';
+import { InitialSchema1764300000000 } from '../../../../migrations/1764300000000-InitialSchema.js';
+import { ENTITIES } from './entities.js';
+
+/** Every migration, in order. Listed explicitly: ESM builds cannot glob-load classes. */
+export const MIGRATIONS = [InitialSchema1764300000000];
+
+/** Serialises migration runs of replicas that start together on one database. */
+const MIGRATION_LOCK = 0x1a77_1ce0;
+
+export function createDataSource(url: string, poolSize = 20): DataSource {
+  return new DataSource({
+    type: 'postgres',
+    url,
+    entities: ENTITIES,
+    migrations: MIGRATIONS,
+    migrationsTableName: 'migrations',
+    synchronize: false,
+    uuidExtension: 'pgcrypto',
+    extra: { max: poolSize, connectionTimeoutMillis: 5000 },
+  });
+}
+
+/** Applies pending migrations, one replica at a time. */
+export async function runMigrations(ds: DataSource): Promise<string[]> {
+  const runner = ds.createQueryRunner();
+  await runner.connect();
+  try {
+    await runner.query('SELECT pg_advisory_lock($1)', [MIGRATION_LOCK]);
+    const done = await ds.runMigrations({ transaction: 'each' });
+    return done.map((m) => m.name);
+  } finally {
+    await runner.query('SELECT pg_advisory_unlock($1)', [MIGRATION_LOCK]).catch(() => undefined);
+    await runner.release();
+  }
+}

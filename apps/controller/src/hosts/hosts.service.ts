@@ -1,0 +1,114 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import type { Host } from '../../../../libs/model/src/index.js';
+import { Conflict } from '../common/errors.js';
+import { findByIdOrName } from '../common/lookup.js';
+import { decodeCursor, PageQuery, toPage, type Page } from '../common/pagination.js';
+import { HostEntity, InstanceEntity } from '../database/entities.js';
+import { hashToken, newToken } from '../auth/tokens.js';
+import { RevisionLog } from '../revisions/revision-log.js';
+import type { CreateHostDto } from './host.dto.js';
+
+export interface HostView {
+  id: string;
+  name: string;
+  underlayIp: string;
+  uplink: string;
+  asn: number | null;
+  labels: Record<string, string>;
+  agent: {
+    connected: boolean;
+    lastSeen: string | null;
+    version: string | null;
+    errors: { key: string; message: string }[];
+    drift: { key: string; message: string }[];
+  };
+  desiredRevision: number;
+  appliedRevision: number;
+  inSync: boolean;
+  revision: number;
+  createdAt: string;
+}
+
+export function toHost(e: HostEntity): Host {
+  return { id: e.id, name: e.name, underlayIp: e.underlayIp, uplink: e.uplink, asn: e.asn, labels: e.labels };
+}
+
+export function hostView(e: HostEntity): HostView {
+  return {
+    ...toHost(e),
+    labels: { ...e.labels },
+    agent: {
+      connected: e.agentConnected,
+      lastSeen: e.agentLastSeen?.toISOString() ?? null,
+      version: e.agentVersion,
+      errors: e.agentErrors,
+      drift: e.agentDrift,
+    },
+    desiredRevision: e.desiredRevision,
+    appliedRevision: e.appliedRevision,
+    inSync: e.appliedRevision >= e.desiredRevision,
+    revision: e.revision,
+    createdAt: e.createdAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class HostsService {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly revisions: RevisionLog,
+  ) {}
+
+  /** Registers a host. The agent token is returned here once; only its hash is kept. */
+  async create(dto: CreateHostDto) {
+    const agentToken = newToken(`lah`);
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const saved = await tx.manager.save(
+        tx.manager.create(HostEntity, {
+          name: dto.name,
+          underlayIp: dto.underlayIp,
+          uplink: dto.uplink ?? 'eth0',
+          asn: dto.asn ?? null,
+          labels: dto.labels ?? {},
+          agentTokenHash: hashToken(agentToken),
+          agentConnected: false,
+          agentErrors: [],
+          agentDrift: [],
+          appliedRevision: 0,
+          desiredRevision: 0,
+          revision: 0,
+        }),
+      );
+      tx.record({ kind: 'host', op: 'upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
+      tx.touchHosts(saved.id);
+      return saved.id;
+    });
+    return { ...(await this.get(result)), agentToken, revision };
+  }
+
+  async get(idOrName: string): Promise<HostView> {
+    return hostView(await findByIdOrName(this.ds.manager, HostEntity, 'host', idOrName));
+  }
+
+  async list(q: PageQuery): Promise<Page<HostView>> {
+    const limit = q.limit ?? 100;
+    const after = decodeCursor(q.cursor);
+    const qb = this.ds.manager.createQueryBuilder(HostEntity, 'h').orderBy('h.name').limit(limit + 1);
+    if (after !== null) qb.where('h.name > :after', { after });
+    return toPage(await qb.getMany(), limit, hostView);
+  }
+
+  /** 409 while instances still live on the host. */
+  async delete(idOrName: string) {
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const host = await findByIdOrName(tx.manager, HostEntity, 'host', idOrName, 'pessimistic_write');
+      const instances = await tx.manager.count(InstanceEntity, { where: { hostId: host.id } });
+      if (instances > 0) throw new Conflict(`host "${host.name}" still has ${instances} instance(s); delete or move them first`);
+      await tx.manager.delete(HostEntity, { id: host.id });
+      tx.record({ kind: 'host', op: 'delete', id: host.id });
+      return { id: host.id, name: host.name };
+    });
+    return { ...result, deleted: true, revision };
+  }
+}

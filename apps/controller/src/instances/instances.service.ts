@@ -1,0 +1,197 @@
+import { Injectable, NotFoundException } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { normalizeMac, randomMac, isBlockBased, type Instance } from '../../../../libs/model/src/index.js';
+import { Conflict, InvalidInput } from '../common/errors.js';
+import { findByIdOrName, isUuid } from '../common/lookup.js';
+import { decodeCursor, toPage, type Page } from '../common/pagination.js';
+import { HostEntity, InstanceEntity, NetworkEntity } from '../database/entities.js';
+import { RevisionLog, type Tx } from '../revisions/revision-log.js';
+import type { CreateInstanceDto, InstanceListQuery } from './instance.dto.js';
+import { allocateIp, releaseBlockIfEmpty } from './ipam.js';
+
+export interface InstanceView extends Instance {
+  network: string;
+  host: string;
+  /** `active` once the host's agent has applied the instance's revision, else `pending`. */
+  state: 'pending' | 'active';
+  revision: number;
+  createdAt: string;
+}
+
+interface InstanceRow {
+  id: string;
+  name: string;
+  network_id: string;
+  host_id: string;
+  ip: string;
+  mac: string;
+  revision: string;
+  created_at: Date;
+  network: string;
+  host: string;
+  applied_revision: string;
+}
+
+const SELECT_VIEW = `
+  SELECT i.id, i.name, i.network_id, i.host_id, host(i.ip) AS ip, i.mac::text AS mac, i.revision, i.created_at,
+         n.name AS network, h.name AS host, h.applied_revision
+    FROM instances i JOIN networks n ON n.id = i.network_id JOIN hosts h ON h.id = i.host_id`;
+
+function instanceView(r: InstanceRow): InstanceView {
+  return {
+    id: r.id,
+    name: r.name,
+    networkId: r.network_id,
+    hostId: r.host_id,
+    network: r.network,
+    host: r.host,
+    ip: r.ip,
+    mac: r.mac,
+    state: Number(r.applied_revision) >= Number(r.revision) ? 'active' : 'pending',
+    revision: Number(r.revision),
+    createdAt: r.created_at.toISOString(),
+  };
+}
+
+export function toInstance(e: InstanceEntity): Instance {
+  return { id: e.id, name: e.name, networkId: e.networkId, hostId: e.hostId, ip: e.ip, mac: e.mac };
+}
+
+@Injectable()
+export class InstancesService {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly revisions: RevisionLog,
+  ) {}
+
+  async create(dto: CreateInstanceDto) {
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const net = await findByIdOrName(tx.manager, NetworkEntity, 'network', dto.network, 'for_no_key_update');
+      return this.createOne(tx, dto, net, '');
+    });
+    return { ...(await this.get(result)), revision };
+  }
+
+  /** Up to 1,000 instances in one transaction and one revision: all or none. */
+  async createBulk(items: CreateInstanceDto[]) {
+    const seen = new Map<string, number>();
+    const dupes = items.flatMap((it, i) => {
+      const first = seen.get(it.name);
+      seen.set(it.name, first ?? i);
+      return first === undefined ? [] : [{ field: `instances[${i}].name`, errors: [`name "${it.name}" repeats instances[${first}]`] }];
+    });
+    if (dupes.length > 0) throw new InvalidInput(dupes);
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      // Lock the networks in a fixed order so that concurrent bulks cannot deadlock.
+      const nets = new Map<string, NetworkEntity>();
+      for (const ref of [...new Set(items.map((i) => i.network))].sort()) {
+        nets.set(ref, await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'));
+      }
+      const ids: string[] = [];
+      for (const [i, it] of items.entries()) ids.push(await this.createOne(tx, it, nets.get(it.network)!, `instances[${i}].`));
+      return ids;
+    });
+    const rows = await this.ds.query<InstanceRow[]>(`${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`, [result]);
+    return { items: rows.map(instanceView), revision };
+  }
+
+  private async createOne(tx: Tx, dto: CreateInstanceDto, net: NetworkEntity, at: string): Promise<string> {
+    const host = await findByIdOrName(tx.manager, HostEntity, 'host', dto.host);
+    const { ip } = await allocateIp(tx, net, host.id, dto.ip, `${at}ip`);
+    const mac = await this.macFor(tx, dto.mac);
+    const [row] = await tx.query<{ id: string }>(
+      `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, 0) RETURNING id`,
+      [dto.name, net.id, host.id, ip, mac],
+    );
+    tx.record({ kind: 'instance', op: 'upsert', instance: { id: row.id, name: dto.name, networkId: net.id, hostId: host.id, ip, mac } }, { table: 'instances', id: row.id });
+    tx.touchNetworks(net.id);
+    tx.touchHosts(host.id);
+    return row.id;
+  }
+
+  /** The requested MAC (409 when taken) or a fresh random locally administered one. */
+  private async macFor(tx: Tx, requested: string | undefined): Promise<string> {
+    if (requested !== undefined) {
+      const mac = normalizeMac(requested)!;
+      const taken = await tx.query('SELECT 1 FROM instances WHERE mac = $1::macaddr', [mac]);
+      if (taken.length > 0) throw new Conflict(`MAC address ${mac} is already in use`);
+      return mac;
+    }
+    for (;;) {
+      const mac = randomMac();
+      const taken = await tx.query('SELECT 1 FROM instances WHERE mac = $1::macaddr', [mac]);
+      if (taken.length === 0) return mac;
+    }
+  }
+
+  async get(idOrName: string): Promise<InstanceView> {
+    const [row] = await this.ds.query<InstanceRow[]>(`${SELECT_VIEW} WHERE i.${isUuid(idOrName) ? 'id' : 'name'} = $1`, [idOrName]);
+    if (!row) throw new NotFoundException(`instance "${idOrName}" not found`);
+    return instanceView(row);
+  }
+
+  async list(q: InstanceListQuery): Promise<Page<InstanceView>> {
+    const limit = q.limit ?? 100;
+    const after = decodeCursor(q.cursor);
+    const where: string[] = [];
+    const params: unknown[] = [];
+    if (q.network) {
+      const n = await findByIdOrName(this.ds.manager, NetworkEntity, 'network', q.network);
+      params.push(n.id);
+      where.push(`i.network_id = $${params.length}`);
+    }
+    if (q.host) {
+      const h = await findByIdOrName(this.ds.manager, HostEntity, 'host', q.host);
+      params.push(h.id);
+      where.push(`i.host_id = $${params.length}`);
+    }
+    if (after !== null) {
+      params.push(after);
+      where.push(`i.name > $${params.length}`);
+    }
+    params.push(limit + 1);
+    const rows = await this.ds.query<InstanceRow[]>(
+      `${SELECT_VIEW} ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY i.name LIMIT $${params.length}`,
+      params,
+    );
+    return toPage(rows, limit, instanceView);
+  }
+
+  /**
+   * Moves an instance to another host keeping its IP and MAC (mobility). Not possible for
+   * block-based models: the address belongs to the old host's block.
+   */
+  async move(idOrName: string, hostRef: string) {
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
+      const net = await tx.manager.findOneOrFail(NetworkEntity, { where: { id: inst.networkId }, lock: { mode: 'for_no_key_update' } });
+      const host = await findByIdOrName(tx.manager, HostEntity, 'host', hostRef);
+      if (isBlockBased(net)) {
+        throw new Conflict(`instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`);
+      }
+      const current = await tx.manager.findOneOrFail(InstanceEntity, { where: { id: inst.id }, lock: { mode: 'pessimistic_write' } });
+      if (current.hostId === host.id) return current.id;
+      await tx.manager.update(InstanceEntity, { id: current.id }, { hostId: host.id });
+      tx.record({ kind: 'instance', op: 'upsert', instance: { ...toInstance(current), hostId: host.id } }, { table: 'instances', id: current.id });
+      tx.touchNetworks(net.id);
+      tx.touchHosts(current.hostId, host.id);
+      return current.id;
+    });
+    return { ...(await this.get(result)), revision };
+  }
+
+  async delete(idOrName: string) {
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
+      const net = await tx.manager.findOneOrFail(NetworkEntity, { where: { id: inst.networkId }, lock: { mode: 'for_no_key_update' } });
+      const deleted = await tx.query<{ id: string }>('DELETE FROM instances WHERE id = $1 RETURNING id', [inst.id]);
+      if (deleted.length === 0) throw new Conflict(`instance "${inst.name}" was deleted concurrently`);
+      tx.record({ kind: 'instance', op: 'delete', id: inst.id });
+      await releaseBlockIfEmpty(tx, net, inst.hostId, inst.ip);
+      tx.touchNetworks(net.id);
+      tx.touchHosts(inst.hostId);
+      return { id: inst.id, name: inst.name };
+    });
+    return { ...result, deleted: true, revision };
+  }
+}

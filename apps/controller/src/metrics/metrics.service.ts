@@ -1,0 +1,41 @@
+import { Injectable } from '@nestjs/common';
+import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { DataSource } from 'typeorm';
+
+/**
+ * Prometheus metrics on a registry of this application's own (several controllers may
+ * share a process in tests). Inventory gauges are read from the database at scrape time,
+ * with one query: the first gauge's collect() refreshes the rest, which the registry
+ * collects after it (it collects in registration order).
+ */
+@Injectable()
+export class MetricsService {
+  readonly registry = new Registry();
+
+  constructor(ds: DataSource) {
+    const registers = [this.registry];
+    const refresh = async () => {
+      const [r] = await ds.query<Record<string, string>[]>(`
+        SELECT (SELECT count(*) FROM hosts) AS hosts, (SELECT count(*) FROM networks) AS networks,
+               (SELECT count(*) FROM instances) AS instances, (SELECT count(*) FROM routers) AS routers,
+               (SELECT count(*) FROM host_blocks) AS blocks, (SELECT coalesce(max(revision), 0) FROM revisions) AS revision,
+               (SELECT count(*) FROM networks WHERE vlan_id IS NOT NULL) AS vlan,
+               (SELECT count(*) FROM networks WHERE vni IS NOT NULL) AS vni,
+               (SELECT count(*) FROM hosts WHERE applied_revision >= desired_revision) AS in_sync`);
+      for (const k of ['hosts', 'networks', 'instances', 'routers', 'blocks']) objects.set({ kind: k }, Number(r[k]));
+      revision.set(Number(r.revision));
+      pool.set({ pool: 'vlan' }, Number(r.vlan));
+      pool.set({ pool: 'vni' }, Number(r.vni));
+      hostsInSync.set(Number(r.in_sync));
+      const byModel = await ds.query<{ model: string; n: string }[]>('SELECT model, count(*) AS n FROM networks GROUP BY model');
+      networks.reset();
+      for (const m of byModel) networks.set({ model: m.model }, Number(m.n));
+    };
+    const objects = new Gauge({ name: 'lattice_objects', help: 'Stored objects by kind', labelNames: ['kind'], registers, collect: refresh });
+    const networks = new Gauge({ name: 'lattice_networks', help: 'Networks by model', labelNames: ['model'], registers });
+    const revision = new Gauge({ name: 'lattice_revision', help: 'Latest committed revision', registers });
+    const pool = new Gauge({ name: 'lattice_pool_used', help: 'Ids in use per pool', labelNames: ['pool'], registers });
+    const hostsInSync = new Gauge({ name: 'lattice_hosts_in_sync', help: 'Hosts whose agent applied their desired revision', registers });
+    collectDefaultMetrics({ register: this.registry, prefix: 'lattice_process_' });
+  }
+}

@@ -1,0 +1,72 @@
+import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
+import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import { ENCAPSULATIONS, NETWORK_MODELS, ROUTINGS, TRANSPORTS } from '../../../../libs/model/src/index.js';
+import type { Encapsulation, NetworkModel, Routing, Transport } from '../../../../libs/model/src/index.js';
+import { IsIpv4Address, IsIpv4Cidr, NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
+
+/**
+ * Field shapes are checked here; which fields belong to which model (and their defaults)
+ * is checked by `networkParameters`, which names every offending field at once.
+ */
+export class CreateNetworkDto {
+  @ApiProperty({ example: 'blue' })
+  @IsString()
+  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  name!: string;
+
+  @ApiProperty({ enum: NETWORK_MODELS })
+  @IsIn(NETWORK_MODELS, { message: `model must be one of ${NETWORK_MODELS.join(', ')}` })
+  model!: NetworkModel;
+
+  @ApiProperty({ example: '10.10.0.0/24' })
+  @IsIpv4Cidr()
+  cidr!: string;
+
+  @ApiPropertyOptional({ description: 'default: first usable address; not for block-based models' })
+  @IsOptional()
+  @IsIpv4Address()
+  gateway?: string;
+
+  @ApiPropertyOptional({ default: 1500, description: 'underlay MTU; instances get it minus the encapsulation overhead' })
+  @IsOptional()
+  @IsInt()
+  @Min(576)
+  @Max(9000)
+  mtu?: number;
+
+  @ApiPropertyOptional({ description: 'vlan, fabric/vlan: default from the VLAN pool' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(4094)
+  vlanId?: number;
+
+  @ApiPropertyOptional({ description: 'overlay/vxlan, fabric/vxlan: default from the VNI pool' })
+  @IsOptional()
+  @IsInt()
+  @Min(1)
+  @Max(16777215)
+  vni?: number;
+
+  @ApiPropertyOptional({ enum: ENCAPSULATIONS, description: 'overlay only; default vxlan' })
+  @IsOptional()
+  @IsIn(ENCAPSULATIONS, { message: `encapsulation must be one of ${ENCAPSULATIONS.join(', ')}` })
+  encapsulation?: Encapsulation;
+
+  @ApiPropertyOptional({ enum: ROUTINGS, description: 'routed only; default static' })
+  @IsOptional()
+  @IsIn(ROUTINGS, { message: `routing must be one of ${ROUTINGS.join(', ')}` })
+  routing?: Routing;
+
+  @ApiPropertyOptional({ description: 'block-based models (routed; overlay ipip/gre): per-host block size, default 26' })
+  @IsOptional()
+  @IsInt()
+  @Min(8)
+  @Max(30)
+  blockPrefixLen?: number;
+
+  @ApiPropertyOptional({ enum: TRANSPORTS, description: 'fabric only; default vxlan' })
+  @IsOptional()
+  @IsIn(TRANSPORTS, { message: `transport must be one of ${TRANSPORTS.join(', ')}` })
+  transport?: Transport;
+}

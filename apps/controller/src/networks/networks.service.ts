@@ -1,0 +1,112 @@
+import { Injectable } from '@nestjs/common';
+import { DataSource } from 'typeorm';
+import { encapsulationOverhead, isBlockBased, type Network } from '../../../../libs/model/src/index.js';
+import { Conflict, InvalidInput } from '../common/errors.js';
+import { findByIdOrName } from '../common/lookup.js';
+import { decodeCursor, PageQuery, toPage, type Page } from '../common/pagination.js';
+import { InstanceEntity, NetworkEntity, RouterNetworkEntity } from '../database/entities.js';
+import { PoolsService } from '../pools/pools.service.js';
+import { RevisionLog } from '../revisions/revision-log.js';
+import type { CreateNetworkDto } from './network.dto.js';
+import { networkParameters } from './network-parameters.js';
+
+export interface NetworkView extends Network {
+  /** MTU instances get: the network MTU minus the encapsulation overhead. */
+  instanceMtu: number;
+  routable: boolean;
+  revision: number;
+  createdAt: string;
+}
+
+export function toNetwork(e: NetworkEntity): Network {
+  return {
+    id: e.id,
+    name: e.name,
+    model: e.model,
+    cidr: e.cidr,
+    gateway: e.gateway,
+    mtu: e.mtu,
+    vlanId: e.vlanId,
+    vni: e.vni,
+    encapsulation: e.encapsulation,
+    routing: e.routing,
+    blockPrefixLen: e.blockPrefixLen,
+    transport: e.transport,
+  };
+}
+
+export function networkView(e: NetworkEntity): NetworkView {
+  return {
+    ...toNetwork(e),
+    instanceMtu: e.mtu - encapsulationOverhead(e),
+    routable: e.routable,
+    revision: e.revision,
+    createdAt: e.createdAt.toISOString(),
+  };
+}
+
+@Injectable()
+export class NetworksService {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly revisions: RevisionLog,
+    private readonly pools: PoolsService,
+  ) {}
+
+  async create(dto: CreateNetworkDto) {
+    const p = networkParameters(dto);
+    if (Array.isArray(p)) throw new InvalidInput(p);
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const vlanId = p.vlan ? (p.vlan.explicit ?? (await this.pools.allocate(tx, 'vlan'))) : null;
+      const vni = p.vni ? (p.vni.explicit ?? (await this.pools.allocate(tx, 'vni'))) : null;
+      const saved = await tx.manager.save(
+        tx.manager.create(NetworkEntity, {
+          name: dto.name,
+          model: p.model,
+          cidr: p.cidr,
+          gateway: p.gateway,
+          mtu: p.mtu,
+          vlanId,
+          vni,
+          encapsulation: p.encapsulation,
+          routing: p.routing,
+          blockPrefixLen: p.blockPrefixLen,
+          transport: p.transport,
+          routable: isBlockBased(p),
+          revision: 0,
+        }),
+      );
+      tx.record({ kind: 'network', op: 'upsert', network: toNetwork(saved) }, { table: 'networks', id: saved.id });
+      return saved.id;
+    });
+    return { ...(await this.get(result)), revision };
+  }
+
+  async get(idOrName: string): Promise<NetworkView> {
+    return networkView(await findByIdOrName(this.ds.manager, NetworkEntity, 'network', idOrName));
+  }
+
+  async list(q: PageQuery & { model?: string }): Promise<Page<NetworkView>> {
+    const limit = q.limit ?? 100;
+    const after = decodeCursor(q.cursor);
+    const qb = this.ds.manager.createQueryBuilder(NetworkEntity, 'n').orderBy('n.name').limit(limit + 1);
+    if (after !== null) qb.andWhere('n.name > :after', { after });
+    if (q.model) qb.andWhere('n.model = :model', { model: q.model });
+    return toPage(await qb.getMany(), limit, networkView);
+  }
+
+  /** 409 while instances exist or a router is attached; releases its VLAN id or VNI. */
+  async delete(idOrName: string) {
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const n = await findByIdOrName(tx.manager, NetworkEntity, 'network', idOrName, 'pessimistic_write');
+      const instances = await tx.manager.count(InstanceEntity, { where: { networkId: n.id } });
+      if (instances > 0) throw new Conflict(`network "${n.name}" still has ${instances} instance(s)`);
+      const routers = await tx.manager.count(RouterNetworkEntity, { where: { networkId: n.id } });
+      if (routers > 0) throw new Conflict(`network "${n.name}" is attached to ${routers} router(s); detach it first`);
+      await tx.manager.delete(NetworkEntity, { id: n.id });
+      tx.record({ kind: 'network', op: 'delete', id: n.id });
+      return { id: n.id, name: n.name };
+    });
+    return { ...result, deleted: true, revision };
+  }
+}
