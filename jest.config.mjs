@@ -16,7 +16,13 @@ const swc = [
 export default {
   testEnvironment: 'node',
   extensionsToTreatAsEsm: ['.ts'],
-  transform: { '^.+\\.c?ts$': swc },
+  transform: {
+    '^.+\\.c?ts$': swc,
+    // ESM-only dependencies that CommonJS packages require(): Jest on Node < 24.9 cannot
+    // load those natively, so they are compiled to CommonJS (only these).
+    'node_modules/content-disposition/.+\\.js$': ['@swc/jest', { module: { type: 'commonjs' } }],
+  },
+  transformIgnorePatterns: ['/node_modules/(?!content-disposition/)'],
   moduleNameMapper: { '^(\\.{1,2}/.*)\\.js$': '$1' },
   testMatch: ['<rootDir>/{apps,libs,test}/**/*.spec.ts', '<rootDir>/test/**/*.e2e.ts'],
   globalSetup: '<rootDir>/test/support/global-setup.cts',

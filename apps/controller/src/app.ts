@@ -31,6 +31,7 @@ export interface Controller {
  * token, then the NestJS application on Fastify. Does not listen; `main.ts` does.
  */
 export async function createController(config: Config): Promise<Controller> {
+  Logger.overrideLogger(LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1));
   const log = new Logger('lattice');
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
