@@ -88,39 +88,38 @@ export class InstancesService {
         nets.set(ref, await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'));
       }
       const ids: string[] = [];
-      for (const [i, it] of items.entries()) ids.push(await this.createOne(tx, it, nets.get(it.network)!, `instances[${i}].`));
+      const hosts = new Map<string, HostEntity>();
+      for (const [i, it] of items.entries()) ids.push(await this.createOne(tx, it, nets.get(it.network)!, `instances[${i}].`, hosts));
       return ids;
     });
     const rows = await this.ds.query<InstanceRow[]>(`${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`, [result]);
     return { items: rows.map(instanceView), revision };
   }
 
-  private async createOne(tx: Tx, dto: CreateInstanceDto, net: NetworkEntity, at: string): Promise<string> {
-    const host = await findByIdOrName(tx.manager, HostEntity, 'host', dto.host);
-    const { ip } = await allocateIp(tx, net, host.id, dto.ip, `${at}ip`);
-    const mac = await this.macFor(tx, dto.mac);
-    const [row] = await tx.query<{ id: string }>(
-      `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, 0) RETURNING id`,
-      [dto.name, net.id, host.id, ip, mac],
-    );
-    tx.record({ kind: 'instance', op: 'upsert', instance: { id: row.id, name: dto.name, networkId: net.id, hostId: host.id, ip, mac } }, { table: 'instances', id: row.id });
-    tx.touchNetworks(net.id);
-    tx.touchHosts(host.id);
-    return row.id;
-  }
-
-  /** The requested MAC (409 when taken) or a fresh random locally administered one. */
-  private async macFor(tx: Tx, requested: string | undefined): Promise<string> {
-    if (requested !== undefined) {
-      const mac = normalizeMac(requested)!;
-      const taken = await tx.query('SELECT 1 FROM instances WHERE mac = $1::macaddr', [mac]);
-      if (taken.length > 0) throw new Conflict(`MAC address ${mac} is already in use`);
-      return mac;
+  private async createOne(tx: Tx, dto: CreateInstanceDto, net: NetworkEntity, at: string, hosts?: Map<string, HostEntity>): Promise<string> {
+    let host = hosts?.get(dto.host);
+    if (!host) {
+      host = await findByIdOrName(tx.manager, HostEntity, 'host', dto.host);
+      hosts?.set(dto.host, host);
     }
+    const { ip } = await allocateIp(tx, net, host.id, dto.ip, `${at}ip`);
+    // MAC uniqueness is the database's: a clash with a requested MAC is a 409, with a
+    // generated one (46 random bits) just another draw.
     for (;;) {
-      const mac = randomMac();
-      const taken = await tx.query('SELECT 1 FROM instances WHERE mac = $1::macaddr', [mac]);
-      if (taken.length === 0) return mac;
+      const mac = dto.mac !== undefined ? normalizeMac(dto.mac)! : randomMac();
+      const [row] = await tx.query<{ id: string }>(
+        `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, 0)
+         ON CONFLICT (mac) DO NOTHING RETURNING id`,
+        [dto.name, net.id, host.id, ip, mac],
+      );
+      if (!row) {
+        if (dto.mac !== undefined) throw new Conflict(`MAC address ${mac} is already in use`);
+        continue;
+      }
+      tx.record({ kind: 'instance', op: 'upsert', instance: { id: row.id, name: dto.name, networkId: net.id, hostId: host.id, ip, mac } }, { table: 'instances', id: row.id });
+      tx.touchNetworks(net.id);
+      tx.touchHosts(host.id);
+      return row.id;
     }
   }
 

@@ -33,8 +33,15 @@ export interface Allocation {
 
 const NO_RESERVED = '0.0.0.0';
 
-/** Lowest free address in [lo, hi] of the network, skipping `reserved`. */
+/**
+ * Lowest free address in [lo, hi] of the network, skipping `reserved`. Within one
+ * transaction (a bulk create) the search resumes after the previous hit: the network is
+ * locked, so nothing below it can have been freed meanwhile.
+ */
 async function lowestFree(tx: Tx, networkId: string, lo: number, hi: number, reserved: string): Promise<string | null> {
+  const hint = `ipam:${networkId}:${lo}:${hi}`;
+  const from = (tx.memo.get(hint) as number | undefined) ?? lo;
+  if (from > hi) return null;
   const [row] = await tx.query<{ ip: string }>(
     `WITH used AS (SELECT ip FROM instances WHERE network_id = $1 AND ip BETWEEN $2::inet AND $3::inet)
      SELECT host(c) AS ip FROM (
@@ -43,8 +50,9 @@ async function lowestFree(tx: Tx, networkId: string, lo: number, hi: number, res
      WHERE c BETWEEN $2::inet AND $3::inet AND c <> $4::inet
        AND NOT EXISTS (SELECT 1 FROM used u WHERE u.ip = cand.c)
      ORDER BY c LIMIT 1`,
-    [networkId, intToIp(lo), intToIp(hi), reserved],
+    [networkId, intToIp(from), intToIp(hi), reserved],
   );
+  if (row) tx.memo.set(hint, ipToInt(row.ip) + 1);
   return row?.ip ?? null;
 }
 

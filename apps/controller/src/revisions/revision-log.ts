@@ -15,6 +15,8 @@ export class Tx {
   readonly hosts = new Set<string>();
   readonly networks = new Set<string>();
   readonly revised = new Map<RevisedTable, Set<string>>();
+  /** Scratch space for the work (e.g. IPAM's allocation hints within a bulk). */
+  readonly memo = new Map<string, unknown>();
 
   constructor(readonly manager: EntityManager) {}
 

@@ -110,7 +110,7 @@ export class RoutersService {
     for (const ref of [...new Set(refs)].sort()) {
       ids.push((await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update')).id);
     }
-    return ids;
+    return [...new Set(ids)]; // one network may be named by id and by name
   }
 
   /**
@@ -123,14 +123,13 @@ export class RoutersService {
     const added = after.filter((id) => !before.includes(id));
     if (removed.length > 0) await tx.query('DELETE FROM router_networks WHERE router_id = $1 AND network_id = ANY($2)', [routerId, removed]);
     for (const id of added) await tx.query('INSERT INTO router_networks (router_id, network_id) VALUES ($1, $2)', [routerId, id]);
-    const changed = [...removed, ...added];
-    if (changed.length > 0) {
-      const nets = await tx.manager.findBy(NetworkEntity, changed.map((id) => ({ id })));
-      for (const n of nets) {
-        const [{ attached }] = await tx.query<{ attached: boolean }>('SELECT EXISTS (SELECT 1 FROM router_networks WHERE network_id = $1) AS attached', [n.id]);
-        const routable = isBlockBased(n) || attached;
-        if (routable !== n.routable) await tx.query('UPDATE networks SET routable = $2 WHERE id = $1', [n.id, routable]);
-      }
+    // Detached networks lose `routable` before attached ones gain it, so that swapping
+    // two overlapping networks in one call is not refused as an overlap.
+    for (const id of [...removed, ...added]) {
+      const n = await tx.manager.findOneByOrFail(NetworkEntity, { id });
+      const [{ attached }] = await tx.query<{ attached: boolean }>('SELECT EXISTS (SELECT 1 FROM router_networks WHERE network_id = $1) AS attached', [id]);
+      const routable = isBlockBased(n) || attached;
+      if (routable !== n.routable) await tx.query('UPDATE networks SET routable = $2 WHERE id = $1', [id, routable]);
     }
     tx.touchNetworks(...before, ...after);
     if (!deleting) tx.record({ kind: 'router', op: 'upsert', router: { id: routerId, name, networkIds: [...after].sort() } }, { table: 'routers', id: routerId });

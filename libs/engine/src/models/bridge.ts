@@ -1,0 +1,12 @@
+import type { NetworkModelPlan } from './model.js';
+import { sharedSubnetBase } from './common.js';
+
+/**
+ * `bridge`: a virtual L2 switch inside each host (DATAPLANE §1). Only local instances are
+ * plugged in; nothing is built toward other hosts, so every host is an island.
+ */
+export const bridgeModel: NetworkModelPlan = {
+  contribute(ctx, sink) {
+    sharedSubnetBase(ctx, sink, null);
+  },
+};

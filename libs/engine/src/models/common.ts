@@ -1,0 +1,92 @@
+import { firstUsable, cidrContains, prefixLength } from '../ip.js';
+import { networkGatewayMac, vethName as vethOf } from '../names.js';
+import { resource, type PortFlags } from '../resources.js';
+import type { HostSink, NetworkOnHost } from './model.js';
+
+/** Bridge ports of a `fabric` network: no learning, no flooding (DATAPLANE §7). */
+export const FABRIC_INSTANCE_FLAGS: PortFlags = {
+  learning: false,
+  flood: false,
+  mcastFlood: false,
+  bcastFlood: false,
+  neighSuppress: false,
+};
+
+/**
+ * An L2 network with one subnet spanning hosts (bridge, vlan, overlay vxlan, fabric): the
+ * bridge, the router gateway when attached, and the local instances' ports.
+ */
+export function sharedSubnetBase(
+  ctx: NetworkOnHost,
+  sink: HostSink,
+  portFlags: PortFlags | null,
+): void {
+  const { network, bridge, mtu } = ctx;
+  sink.add(
+    resource('bridge', { name: bridge, network: network.id, mtu, mac: ctx.routerMac }),
+  );
+  const plen = prefixLength(network.cidr) ?? 32;
+  const gateway = ctx.routed ? network.gateway : null;
+  if (gateway !== null) {
+    sink.add(resource('address', { dev: bridge, address: `${gateway}/${plen}` }));
+    sink.needForwarding();
+  }
+  for (const i of ctx.local) {
+    sink.add(
+      resource('port', {
+        instance: i.id,
+        name: i.name,
+        network: network.id,
+        bridge,
+        veth: vethOf(i.id),
+        mac: i.mac,
+        address: `${i.ip}/${plen}`,
+        gateway,
+        mtu,
+        flags: portFlags,
+      }),
+    );
+  }
+}
+
+/**
+ * A block-based network (routed, overlay ipip/gre) on a host with instances: the bridge with
+ * the gateway (first usable address) of every local block, and the ports. Instances get the
+ * prefix of the block that contains their address, and that block's gateway.
+ */
+export function blockBase(ctx: NetworkOnHost, sink: HostSink): readonly string[] {
+  const { network, bridge, mtu } = ctx;
+  const blocks = ctx.blocksOf(ctx.host.id);
+  sink.add(
+    resource('bridge', {
+      name: bridge,
+      network: network.id,
+      mtu,
+      mac: ctx.routerMac ?? networkGatewayMac(network.id),
+    }),
+  );
+  for (const b of blocks) {
+    const gw = firstUsable(b);
+    if (gw) sink.add(resource('address', { dev: bridge, address: `${gw}/${prefixLength(b)}` }));
+  }
+  for (const i of ctx.local) {
+    const block = blocks.find((b) => cidrContains(b, i.ip));
+    sink.add(
+      resource('port', {
+        instance: i.id,
+        name: i.name,
+        network: network.id,
+        bridge,
+        veth: vethOf(i.id),
+        mac: i.mac,
+        // Fail closed: an address outside every local block gets a host route and no
+        // gateway (nothing routes toward it anyway).
+        address: block ? `${i.ip}/${prefixLength(block)}` : `${i.ip}/32`,
+        gateway: block ? firstUsable(block) : null,
+        mtu,
+        flags: null,
+      }),
+    );
+  }
+  return blocks;
+}

@@ -1,0 +1,81 @@
+import { tunnelName, VXLAN_PORT, vxlanName } from '../names.js';
+import { resource } from '../resources.js';
+import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
+import { blockBase, sharedSubnetBase } from './common.js';
+
+const ZERO_MAC = '00:00:00:00:00:00';
+
+/**
+ * `overlay` (tunneling).
+ * - `vxlan`: an L2 overlay (DATAPLANE §6). A VXLAN device `ltvx<vni>` (`nolearning`,
+ *   dstport 4789, `dev <uplink>`, created in the host namespace) enslaved to the network
+ *   bridge; a flood-list entry toward every other host with instances of the network (never
+ *   toward hosts without); per remote instance a static FDB entry (MAC → remote VTEP) and a
+ *   permanent neighbour entry (IP → MAC) on the bridge, which is the L3 device the host uses
+ *   when it routes into the network through a router. Instance MTU = underlay − 50.
+ * - `ipip`/`gre`: L3 tunnels carrying per-host blocks: one shared NBMA tunnel device per
+ *   mode on the host and `ip route replace <block> via <remote underlay> dev <tunnel> onlink`
+ *   per remote block (Calico IPIP style). For GRE, whose NBMA devices take the outer
+ *   destination from the neighbour entry of the next hop, also
+ *   `ip neigh replace <remote underlay> lladdr <remote underlay> dev ltgre` (not verifiable
+ *   on the lab kernel, which has neither ipip nor gre). Instance MTU = underlay − 20 / − 24.
+ */
+export const overlayModel: NetworkModelPlan = {
+  contribute(ctx, sink) {
+    switch (ctx.network.encapsulation) {
+      case 'vxlan':
+        return vxlanOverlay(ctx, sink);
+      case 'ipip':
+      case 'gre':
+        return l3Tunnel(ctx, sink, ctx.network.encapsulation);
+      case null:
+        return; // fail closed: the controller always sets an encapsulation
+    }
+  },
+};
+
+function vxlanOverlay(ctx: NetworkOnHost, sink: HostSink): void {
+  const { network, host, bridge } = ctx;
+  if (network.vni === null) return; // fail closed: no VNI allocated
+  sharedSubnetBase(ctx, sink, null);
+  const vx = vxlanName(network.vni);
+  sink.add(
+    resource('vxlan', {
+      name: vx,
+      vni: network.vni,
+      local: host.underlayIp,
+      dstport: VXLAN_PORT,
+      dev: host.uplink,
+      learning: false,
+      proxy: false,
+      master: bridge,
+      mtu: ctx.mtu,
+      flags: null,
+    }),
+  );
+  for (const g of ctx.remoteHosts()) {
+    sink.add(resource('fdb', { dev: vx, mac: ZERO_MAC, dst: g.underlayIp, master: false }));
+    for (const i of ctx.instancesOn(g.id)) {
+      sink.add(resource('fdb', { dev: vx, mac: i.mac, dst: g.underlayIp, master: false }));
+      sink.add(resource('neigh', { dev: bridge, ip: i.ip, lladdr: i.mac }));
+    }
+  }
+}
+
+function l3Tunnel(ctx: NetworkOnHost, sink: HostSink, mode: 'ipip' | 'gre'): void {
+  const { host } = ctx;
+  sink.needForwarding();
+  if (ctx.hasLocal) blockBase(ctx, sink);
+  const dev = tunnelName(mode);
+  sink.add(resource('tunnel', { name: dev, mode, local: host.underlayIp, dev: host.uplink }));
+  for (const g of ctx.remoteHosts()) {
+    const blocks = ctx.blocksOf(g.id);
+    if (blocks.length === 0) continue;
+    if (mode === 'gre') {
+      sink.add(resource('neigh', { dev, ip: g.underlayIp, lladdr: g.underlayIp }));
+    }
+    for (const dst of blocks) {
+      sink.add(resource('route', { dst, via: g.underlayIp, dev, onlink: true }));
+    }
+  }
+}
