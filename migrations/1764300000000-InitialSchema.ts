@@ -120,7 +120,16 @@ export class InitialSchema1764300000000 implements MigrationInterface {
   }
 
   async down(q: QueryRunner): Promise<void> {
-    for (const t of ['revisions', 'router_networks', 'routers', 'instances', 'host_blocks', 'networks', 'hosts', 'pools']) {
+    for (const t of [
+      'revisions',
+      'router_networks',
+      'routers',
+      'instances',
+      'host_blocks',
+      'networks',
+      'hosts',
+      'pools',
+    ]) {
       await q.query(`DROP TABLE ${t}`);
     }
     await q.query(`DROP SEQUENCE revision_seq`);

@@ -19,7 +19,11 @@ afterAll(async () => {
 });
 
 async function start() {
-  const config = { ...loadConfig({ LATTICE_DATA_DIR: dataDir, LATTICE_LOG_LEVEL: 'error' }), port: 0, host: '127.0.0.1' };
+  const config = {
+    ...loadConfig({ LATTICE_DATA_DIR: dataDir, LATTICE_LOG_LEVEL: 'error' }),
+    port: 0,
+    host: '127.0.0.1',
+  };
   expect(config.databaseUrl).toBeUndefined();
   const c = await createController(config);
   await c.app.listen({ port: 0, host: '127.0.0.1' });
@@ -42,17 +46,35 @@ describe('start-up on an embedded PostgreSQL', () => {
     expect(statSync(tokenFile).mode & 0o077).toBe(0);
     expect(existsSync(join(dataDir, 'pg', 'PG_VERSION'))).toBe(true);
     const auth = { authorization: `Bearer ${first.c.adminToken}` };
-    await request(first.url).get('/api/v1/health').expect(200, { status: 'ok', database: 'up', revision: 0 });
-    const host = await request(first.url).post('/api/v1/hosts').set(auth).send({ name: 'keep', underlayIp: '192.0.2.50' }).expect(201);
-    const net = await request(first.url).post('/api/v1/networks').set(auth).send({ name: 'keepnet', model: 'overlay', cidr: '10.0.0.0/24' }).expect(201);
+    await request(first.url)
+      .get('/api/v1/health')
+      .expect(200, { status: 'ok', database: 'up', revision: 0 });
+    const host = await request(first.url)
+      .post('/api/v1/hosts')
+      .set(auth)
+      .send({ name: 'keep', underlayIp: '192.0.2.50' })
+      .expect(201);
+    const net = await request(first.url)
+      .post('/api/v1/networks')
+      .set(auth)
+      .send({ name: 'keepnet', model: 'overlay', cidr: '10.0.0.0/24' })
+      .expect(201);
     await stop();
 
     const second = await start();
     expect(second.c.adminTokenCreated).toBe(false);
     expect(second.c.adminToken).toBe(first.c.adminToken);
-    expect((await request(second.url).get('/api/v1/hosts/keep').set(auth).expect(200)).body.id).toBe(host.body.id);
-    expect((await request(second.url).get('/api/v1/networks/keepnet').set(auth).expect(200)).body.vni).toBe(net.body.vni);
-    const next = await request(second.url).post('/api/v1/hosts').set(auth).send({ name: 'after', underlayIp: '192.0.2.51' }).expect(201);
+    expect(
+      (await request(second.url).get('/api/v1/hosts/keep').set(auth).expect(200)).body.id,
+    ).toBe(host.body.id);
+    expect(
+      (await request(second.url).get('/api/v1/networks/keepnet').set(auth).expect(200)).body.vni,
+    ).toBe(net.body.vni);
+    const next = await request(second.url)
+      .post('/api/v1/hosts')
+      .set(auth)
+      .send({ name: 'after', underlayIp: '192.0.2.51' })
+      .expect(201);
     expect(next.body.revision).toBeGreaterThan(net.body.revision);
     // migrations ran once: a restart applies none and the schema is intact
     const [{ n }] = await second.c.dataSource.query('SELECT count(*)::int AS n FROM migrations');

@@ -10,12 +10,31 @@ afterAll(() => t.close());
 
 describe('hosts', () => {
   it('registers a host, returns the agent token once and stores only its hash', async () => {
-    const res = await t.post('/hosts', { name: 'alpha', underlayIp: '192.0.2.201', asn: 64600, labels: { rack: 'r1' } }).expect(201);
-    expect(res.body).toMatchObject({ name: 'alpha', underlayIp: '192.0.2.201', uplink: 'eth0', asn: 64600, labels: { rack: 'r1' } });
+    const res = await t
+      .post('/hosts', {
+        name: 'alpha',
+        underlayIp: '192.0.2.201',
+        asn: 64600,
+        labels: { rack: 'r1' },
+      })
+      .expect(201);
+    expect(res.body).toMatchObject({
+      name: 'alpha',
+      underlayIp: '192.0.2.201',
+      uplink: 'eth0',
+      asn: 64600,
+      labels: { rack: 'r1' },
+    });
     expect(res.body.agentToken).toMatch(/^lah_[A-Za-z0-9_-]{43}$/);
     expect(res.body.revision).toBeGreaterThan(0);
-    expect(res.body).toMatchObject({ agent: { connected: false }, appliedRevision: 0, inSync: false });
-    const [row] = await sql(t.databaseUrl, 'SELECT agent_token_hash FROM hosts WHERE name = $1', ['alpha']);
+    expect(res.body).toMatchObject({
+      agent: { connected: false },
+      appliedRevision: 0,
+      inSync: false,
+    });
+    const [row] = await sql(t.databaseUrl, 'SELECT agent_token_hash FROM hosts WHERE name = $1', [
+      'alpha',
+    ]);
     expect(row.agent_token_hash).toBe(hashToken(res.body.agentToken));
     const again = await t.get('/hosts/alpha').expect(200);
     expect(again.body.agentToken).toBeUndefined();
@@ -27,13 +46,26 @@ describe('hosts', () => {
   it('refuses duplicate names and underlay IPs with 409', async () => {
     await t.post('/hosts', { name: 'dup', underlayIp: '192.0.2.202' }).expect(201);
     const byName = await t.post('/hosts', { name: 'dup', underlayIp: '192.0.2.203' }).expect(409);
-    expect(byName.body).toMatchObject({ statusCode: 409, error: 'Conflict', message: expect.stringContaining('name') });
+    expect(byName.body).toMatchObject({
+      statusCode: 409,
+      error: 'Conflict',
+      message: expect.stringContaining('name'),
+    });
     const byIp = await t.post('/hosts', { name: 'dup2', underlayIp: '192.0.2.202' }).expect(409);
     expect(byIp.body.message).toContain('underlay IP');
   });
 
   it('names every invalid field', async () => {
-    const res = await t.post('/hosts', { name: 'Bad_Name', underlayIp: '300.1.1.1', uplink: 'averyveryverylongname', asn: 0, labels: { 'bad key!': 'x' }, extra: 1 }).expect(400);
+    const res = await t
+      .post('/hosts', {
+        name: 'Bad_Name',
+        underlayIp: '300.1.1.1',
+        uplink: 'averyveryverylongname',
+        asn: 0,
+        labels: { 'bad key!': 'x' },
+        extra: 1,
+      })
+      .expect(400);
     const fields = res.body.details.map((d: { field: string }) => d.field).sort();
     expect(fields).toEqual(['asn', 'extra', 'labels', 'name', 'underlayIp', 'uplink']);
     await t.post('/hosts', { name: 'lo', underlayIp: '127.0.0.1' }).expect(400);
@@ -42,7 +74,8 @@ describe('hosts', () => {
   });
 
   it('lists hosts in pages with a cursor', async () => {
-    for (let i = 0; i < 5; i++) await t.post('/hosts', { name: `page-${i}`, underlayIp: `192.0.2.${100 + i}` }).expect(201);
+    for (let i = 0; i < 5; i++)
+      await t.post('/hosts', { name: `page-${i}`, underlayIp: `192.0.2.${100 + i}` }).expect(201);
     const names: string[] = [];
     let cursor: string | null = null;
     let pages = 0;
@@ -53,7 +86,9 @@ describe('hosts', () => {
       cursor = res.body.nextCursor;
       pages++;
     } while (cursor);
-    const all = (await t.get('/hosts?limit=1000').expect(200)).body.items.map((h: { name: string }) => h.name);
+    const all = (await t.get('/hosts?limit=1000').expect(200)).body.items.map(
+      (h: { name: string }) => h.name,
+    );
     expect(names).toEqual(all);
     expect(pages).toBeGreaterThanOrEqual(Math.ceil(all.length / 2));
     expect([...names].sort()).toEqual(names);

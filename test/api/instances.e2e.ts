@@ -10,7 +10,8 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-const fields = (res: { body: { details?: { field: string }[] } }) => (res.body.details ?? []).map((d) => d.field).sort();
+const fields = (res: { body: { details?: { field: string }[] } }) =>
+  (res.body.details ?? []).map((d) => d.field).sort();
 
 describe('instances on shared-subnet networks', () => {
   it('allocates the lowest free address, skipping network, gateway and broadcast', async () => {
@@ -18,7 +19,9 @@ describe('instances on shared-subnet networks', () => {
     const ips: string[] = [];
     for (let i = 0; i < 5; i++) ips.push((await t.newInstance(n.name, h1.name)).ip);
     expect(ips).toEqual(['10.20.0.1', '10.20.0.2', '10.20.0.4', '10.20.0.5', '10.20.0.6']);
-    const full = await t.post('/instances', { name: 'no-room', network: n.name, host: h1.name }).expect(409);
+    const full = await t
+      .post('/instances', { name: 'no-room', network: n.name, host: h1.name })
+      .expect(409);
     expect(full.body.message).toContain('exhausted');
   });
 
@@ -33,10 +36,48 @@ describe('instances on shared-subnet networks', () => {
 
   it('honours an explicit IP and MAC when valid and free', async () => {
     const n = await t.newNetwork('fabric', '10.22.0.0/24');
-    const res = await t.post('/instances', { name: 'fixed', network: n.id, host: h2.id, ip: '10.22.0.77', mac: '0A-BB-CC-DD-EE-01' }).expect(201);
-    expect(res.body).toMatchObject({ ip: '10.22.0.77', mac: '0a:bb:cc:dd:ee:01', network: n.name, host: h2.name, networkId: n.id, hostId: h2.id, state: 'pending' });
-    expect((await t.post('/instances', { name: 'ip-taken', network: n.name, host: h1.name, ip: '10.22.0.77' }).expect(409)).body.message).toContain('10.22.0.77');
-    expect((await t.post('/instances', { name: 'mac-taken', network: n.name, host: h1.name, mac: '0a:bb:cc:dd:ee:01' }).expect(409)).body.message).toContain('MAC');
+    const res = await t
+      .post('/instances', {
+        name: 'fixed',
+        network: n.id,
+        host: h2.id,
+        ip: '10.22.0.77',
+        mac: '0A-BB-CC-DD-EE-01',
+      })
+      .expect(201);
+    expect(res.body).toMatchObject({
+      ip: '10.22.0.77',
+      mac: '0a:bb:cc:dd:ee:01',
+      network: n.name,
+      host: h2.name,
+      networkId: n.id,
+      hostId: h2.id,
+      state: 'pending',
+    });
+    expect(
+      (
+        await t
+          .post('/instances', {
+            name: 'ip-taken',
+            network: n.name,
+            host: h1.name,
+            ip: '10.22.0.77',
+          })
+          .expect(409)
+      ).body.message,
+    ).toContain('10.22.0.77');
+    expect(
+      (
+        await t
+          .post('/instances', {
+            name: 'mac-taken',
+            network: n.name,
+            host: h1.name,
+            mac: '0a:bb:cc:dd:ee:01',
+          })
+          .expect(409)
+      ).body.message,
+    ).toContain('MAC');
   });
 
   it('generates locally administered unicast MACs', async () => {
@@ -53,13 +94,37 @@ describe('instances on shared-subnet networks', () => {
   it('refuses addresses outside the subnet or reserved, multicast MACs, bad names', async () => {
     const n = await t.newNetwork('vlan', '10.24.0.0/24');
     const base = { network: n.name, host: h1.name };
-    expect(fields(await t.post('/instances', { ...base, name: 'out', ip: '10.25.0.5' }).expect(400))).toEqual(['ip']);
-    expect(fields(await t.post('/instances', { ...base, name: 'gw', ip: '10.24.0.1' }).expect(400))).toEqual(['ip']);
-    expect(fields(await t.post('/instances', { ...base, name: 'bc', ip: '10.24.0.255' }).expect(400))).toEqual(['ip']);
-    expect(fields(await t.post('/instances', { ...base, name: 'net', ip: '10.24.0.0' }).expect(400))).toEqual(['ip']);
-    expect(fields(await t.post('/instances', { ...base, name: 'Bad Name', ip: 'x', mac: '01:00:5e:00:00:01' }).expect(400))).toEqual(['ip', 'mac', 'name']);
-    expect(fields(await t.post('/instances', { ...base, name: 'bcast', mac: 'ff:ff:ff:ff:ff:ff' }).expect(400))).toEqual(['mac']);
-    expect(fields(await t.post('/instances', { ...base, name: 'zero', mac: '00:00:00:00:00:00' }).expect(400))).toEqual(['mac']);
+    expect(
+      fields(await t.post('/instances', { ...base, name: 'out', ip: '10.25.0.5' }).expect(400)),
+    ).toEqual(['ip']);
+    expect(
+      fields(await t.post('/instances', { ...base, name: 'gw', ip: '10.24.0.1' }).expect(400)),
+    ).toEqual(['ip']);
+    expect(
+      fields(await t.post('/instances', { ...base, name: 'bc', ip: '10.24.0.255' }).expect(400)),
+    ).toEqual(['ip']);
+    expect(
+      fields(await t.post('/instances', { ...base, name: 'net', ip: '10.24.0.0' }).expect(400)),
+    ).toEqual(['ip']);
+    expect(
+      fields(
+        await t
+          .post('/instances', { ...base, name: 'Bad Name', ip: 'x', mac: '01:00:5e:00:00:01' })
+          .expect(400),
+      ),
+    ).toEqual(['ip', 'mac', 'name']);
+    expect(
+      fields(
+        await t
+          .post('/instances', { ...base, name: 'bcast', mac: 'ff:ff:ff:ff:ff:ff' })
+          .expect(400),
+      ),
+    ).toEqual(['mac']);
+    expect(
+      fields(
+        await t.post('/instances', { ...base, name: 'zero', mac: '00:00:00:00:00:00' }).expect(400),
+      ),
+    ).toEqual(['mac']);
     await t.post('/instances', { ...base, name: 'nonet', network: 'nope' }).expect(404);
     await t.post('/instances', { ...base, name: 'nohost', host: 'nope' }).expect(404);
   });
@@ -67,14 +132,23 @@ describe('instances on shared-subnet networks', () => {
   it('refuses duplicate instance names', async () => {
     const n = await t.newNetwork('bridge', '10.26.0.0/24');
     await t.post('/instances', { name: 'twin', network: n.name, host: h1.name }).expect(201);
-    expect((await t.post('/instances', { name: 'twin', network: n.name, host: h1.name }).expect(409)).body.message).toContain('name');
+    expect(
+      (await t.post('/instances', { name: 'twin', network: n.name, host: h1.name }).expect(409))
+        .body.message,
+    ).toContain('name');
   });
 
   it('moves an instance to another host keeping IP and MAC', async () => {
     const n = await t.newNetwork('overlay', '10.27.0.0/24');
     const i = await t.newInstance(n.name, h1.name);
     const moved = await t.patch(`/instances/${i.name}`, { host: h2.name }).expect(200);
-    expect(moved.body).toMatchObject({ id: i.id, ip: i.ip, mac: i.mac, host: h2.name, hostId: h2.id });
+    expect(moved.body).toMatchObject({
+      id: i.id,
+      ip: i.ip,
+      mac: i.mac,
+      host: h2.name,
+      hostId: h2.id,
+    });
     expect(moved.body.revision).toBeGreaterThan(i.revision);
     const again = await t.get(`/instances/${i.id}`).expect(200);
     expect(again.body.host).toBe(h2.name);
@@ -82,7 +156,9 @@ describe('instances on shared-subnet networks', () => {
     const same = await t.patch(`/instances/${i.name}`, { host: h2.id }).expect(200);
     expect(same.body.revision).toBe(moved.body.revision);
     await t.patch(`/instances/${i.name}`, { host: 'nope' }).expect(404);
-    expect(fields(await t.patch(`/instances/${i.name}`, { host: 5 }).expect(400))).toEqual(['host']);
+    expect(fields(await t.patch(`/instances/${i.name}`, { host: 5 }).expect(400))).toEqual([
+      'host',
+    ]);
     await t.patch('/instances/nope', { host: h1.name }).expect(404);
   });
 
@@ -95,9 +171,13 @@ describe('instances on shared-subnet networks', () => {
     const onH2 = await t.get(`/instances?network=${n.id}&host=${h2.name}`).expect(200);
     expect(onH2.body.items.map((x: any) => x.host)).toEqual([h2.name, h2.name]);
     const p1 = await t.get(`/instances?network=${n.name}&limit=3`).expect(200);
-    const p2 = await t.get(`/instances?network=${n.name}&limit=3&cursor=${p1.body.nextCursor}`).expect(200);
+    const p2 = await t
+      .get(`/instances?network=${n.name}&limit=3&cursor=${p1.body.nextCursor}`)
+      .expect(200);
     expect(p2.body.nextCursor).toBeNull();
-    expect([...p1.body.items, ...p2.body.items].map((x: any) => x.name)).toEqual(all.body.items.map((x: any) => x.name));
+    expect([...p1.body.items, ...p2.body.items].map((x: any) => x.name)).toEqual(
+      all.body.items.map((x: any) => x.name),
+    );
     await t.get('/instances?network=nope').expect(404);
   });
 });
@@ -110,7 +190,11 @@ describe('instances on block-based networks', () => {
     const a2 = await t.newInstance(n.name, h1.name);
     // block 10.30.0.0/28 to h1 (.0 network, .1 gateway, .15 broadcast), 10.30.0.16/28 to h2
     expect([a1.ip, a2.ip, b1.ip]).toEqual(['10.30.0.2', '10.30.0.3', '10.30.0.18']);
-    const blocks = await sql(t.databaseUrl, 'SELECT cidr::text, host_id FROM host_blocks WHERE network_id = $1 ORDER BY cidr', [n.id]);
+    const blocks = await sql(
+      t.databaseUrl,
+      'SELECT cidr::text, host_id FROM host_blocks WHERE network_id = $1 ORDER BY cidr',
+      [n.id],
+    );
     expect(blocks).toEqual([
       { cidr: '10.30.0.0/28', host_id: h1.id },
       { cidr: '10.30.0.16/28', host_id: h2.id },
@@ -118,23 +202,57 @@ describe('instances on block-based networks', () => {
   });
 
   it('takes another block when the host block is full, and 409 when the CIDR has none left', async () => {
-    const n = await t.newNetwork('overlay', '10.31.0.0/28', { encapsulation: 'ipip', blockPrefixLen: 29 });
+    const n = await t.newNetwork('overlay', '10.31.0.0/28', {
+      encapsulation: 'ipip',
+      blockPrefixLen: 29,
+    });
     const ips: string[] = [];
     // two /29 blocks, each with 5 usable addresses (.0 network, .1 gateway, .7 broadcast)
     for (let i = 0; i < 10; i++) ips.push((await t.newInstance(n.name, h1.name)).ip);
-    expect(ips).toEqual(['10.31.0.2', '10.31.0.3', '10.31.0.4', '10.31.0.5', '10.31.0.6', '10.31.0.10', '10.31.0.11', '10.31.0.12', '10.31.0.13', '10.31.0.14']);
-    const ex = await t.post('/instances', { name: 'no-block', network: n.name, host: h2.name }).expect(409);
+    expect(ips).toEqual([
+      '10.31.0.2',
+      '10.31.0.3',
+      '10.31.0.4',
+      '10.31.0.5',
+      '10.31.0.6',
+      '10.31.0.10',
+      '10.31.0.11',
+      '10.31.0.12',
+      '10.31.0.13',
+      '10.31.0.14',
+    ]);
+    const ex = await t
+      .post('/instances', { name: 'no-block', network: n.name, host: h2.name })
+      .expect(409);
     expect(ex.body.message).toContain('exhausted');
   });
 
   it('honours explicit IPs: claims the block for the host, refuses another host block', async () => {
     const n = await t.newNetwork('routed', '10.32.0.0/24', { blockPrefixLen: 26 });
-    const a = await t.post('/instances', { name: 'pinned', network: n.name, host: h1.name, ip: '10.32.0.200' }).expect(201);
+    const a = await t
+      .post('/instances', { name: 'pinned', network: n.name, host: h1.name, ip: '10.32.0.200' })
+      .expect(201);
     expect(a.body.ip).toBe('10.32.0.200');
-    const [blk] = await sql(t.databaseUrl, 'SELECT cidr::text, host_id FROM host_blocks WHERE network_id = $1', [n.id]);
+    const [blk] = await sql(
+      t.databaseUrl,
+      'SELECT cidr::text, host_id FROM host_blocks WHERE network_id = $1',
+      [n.id],
+    );
     expect(blk).toEqual({ cidr: '10.32.0.192/26', host_id: h1.id });
-    expect((await t.post('/instances', { name: 'steal', network: n.name, host: h2.name, ip: '10.32.0.201' }).expect(409)).body.message).toContain('another host');
-    expect(fields(await t.post('/instances', { name: 'gwb', network: n.name, host: h1.name, ip: '10.32.0.193' }).expect(400))).toEqual(['ip']);
+    expect(
+      (
+        await t
+          .post('/instances', { name: 'steal', network: n.name, host: h2.name, ip: '10.32.0.201' })
+          .expect(409)
+      ).body.message,
+    ).toContain('another host');
+    expect(
+      fields(
+        await t
+          .post('/instances', { name: 'gwb', network: n.name, host: h1.name, ip: '10.32.0.193' })
+          .expect(400),
+      ),
+    ).toEqual(['ip']);
     // the next automatic address for h1 comes from its block
     expect((await t.newInstance(n.name, h1.name)).ip).toBe('10.32.0.194');
   });
@@ -143,7 +261,14 @@ describe('instances on block-based networks', () => {
     const n = await t.newNetwork('routed', '10.33.0.0/24', { routing: 'bgp', blockPrefixLen: 27 });
     const a = await t.newInstance(n.name, h1.name);
     const b = await t.newInstance(n.name, h1.name);
-    const count = async () => (await sql(t.databaseUrl, 'SELECT count(*)::int AS n FROM host_blocks WHERE network_id = $1', [n.id]))[0].n;
+    const count = async () =>
+      (
+        await sql(
+          t.databaseUrl,
+          'SELECT count(*)::int AS n FROM host_blocks WHERE network_id = $1',
+          [n.id],
+        )
+      )[0].n;
     expect(await count()).toBe(1);
     await t.del(`/instances/${a.name}`).expect(200);
     expect(await count()).toBe(1);
@@ -165,12 +290,22 @@ describe('instances on block-based networks', () => {
 describe('bulk create', () => {
   it('creates up to 1,000 instances in one transaction and one revision', async () => {
     const n = await t.newNetwork('overlay', '10.40.0.0/20');
-    const items = Array.from({ length: 1000 }, (_, i) => ({ name: `bulk-${i}`, network: n.name, host: i % 2 ? h1.name : h2.id }));
+    const items = Array.from({ length: 1000 }, (_, i) => ({
+      name: `bulk-${i}`,
+      network: n.name,
+      host: i % 2 ? h1.name : h2.id,
+    }));
     const res = await t.post('/instances/bulk', { instances: items }).expect(201);
     expect(res.body.items).toHaveLength(1000);
     expect(new Set(res.body.items.map((i: any) => i.ip)).size).toBe(1000);
-    expect(new Set(res.body.items.map((i: any) => i.revision))).toEqual(new Set([res.body.revision]));
-    const [{ n: revs }] = await sql(t.databaseUrl, `SELECT count(*)::int AS n FROM revisions WHERE revision = $1`, [res.body.revision]);
+    expect(new Set(res.body.items.map((i: any) => i.revision))).toEqual(
+      new Set([res.body.revision]),
+    );
+    const [{ n: revs }] = await sql(
+      t.databaseUrl,
+      `SELECT count(*)::int AS n FROM revisions WHERE revision = $1`,
+      [res.body.revision],
+    );
     expect(revs).toBe(1);
   });
 
@@ -188,12 +323,35 @@ describe('bulk create', () => {
   });
 
   it('validates every item and the size limit', async () => {
-    const res = await t.post('/instances/bulk', { instances: [{ name: 'a', network: 'x', host: 'y' }, { name: 'B', network: 'x' }, { name: 'a', network: 'x', host: 'y' }] }).expect(400);
+    const res = await t
+      .post('/instances/bulk', {
+        instances: [
+          { name: 'a', network: 'x', host: 'y' },
+          { name: 'B', network: 'x' },
+          { name: 'a', network: 'x', host: 'y' },
+        ],
+      })
+      .expect(400);
     expect(fields(res)).toEqual(['instances[1].host', 'instances[1].name']);
-    const dup = await t.post('/instances/bulk', { instances: [{ name: 'a', network: 'x', host: 'y' }, { name: 'a', network: 'x', host: 'y' }] }).expect(400);
+    const dup = await t
+      .post('/instances/bulk', {
+        instances: [
+          { name: 'a', network: 'x', host: 'y' },
+          { name: 'a', network: 'x', host: 'y' },
+        ],
+      })
+      .expect(400);
     expect(fields(dup)).toEqual(['instances[1].name']);
-    const tooMany = Array.from({ length: 1001 }, (_, i) => ({ name: `x${i}`, network: 'x', host: 'y' }));
-    expect(fields(await t.post('/instances/bulk', { instances: tooMany }).expect(400))).toEqual(['instances']);
-    expect(fields(await t.post('/instances/bulk', { instances: [] }).expect(400))).toEqual(['instances']);
+    const tooMany = Array.from({ length: 1001 }, (_, i) => ({
+      name: `x${i}`,
+      network: 'x',
+      host: 'y',
+    }));
+    expect(fields(await t.post('/instances/bulk', { instances: tooMany }).expect(400))).toEqual([
+      'instances',
+    ]);
+    expect(fields(await t.post('/instances/bulk', { instances: [] }).expect(400))).toEqual([
+      'instances',
+    ]);
   });
 });

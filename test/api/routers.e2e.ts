@@ -46,7 +46,9 @@ describe('routers', () => {
     expect(a.routable).toBe(false);
     expect(b.routable).toBe(false);
     const before = await health();
-    const res = await t.post('/routers', { name: 'r-create', networks: [a.name, b.id] }).expect(201);
+    const res = await t
+      .post('/routers', { name: 'r-create', networks: [a.name, b.id] })
+      .expect(201);
     expect(res.body).toMatchObject({ name: 'r-create' });
     expect(res.body.id).toMatch(/^[0-9a-f-]{36}$/);
     expect([...res.body.networks].sort()).toEqual([a.name, b.name].sort());
@@ -78,10 +80,16 @@ describe('routers', () => {
   it('attaches a network named twice (by name and by id) once', async () => {
     const a = await t.newNetwork('bridge', nextCidr());
     const res = await t.post('/routers', { name: 'r-twice', networks: [a.name, a.id] });
-    expect({ status: res.status, body: res.body }).toMatchObject({ status: 201, body: { networks: [a.name] } });
+    expect({ status: res.status, body: res.body }).toMatchObject({
+      status: 201,
+      body: { networks: [a.name] },
+    });
     expect(await attachedInDb('r-twice')).toEqual([a.name]);
     const patched = await t.patch('/routers/r-twice', { networks: [a.id, a.name] });
-    expect({ status: patched.status, body: patched.body }).toMatchObject({ status: 200, body: { networks: [a.name] } });
+    expect({ status: patched.status, body: patched.body }).toMatchObject({
+      status: 200,
+      body: { networks: [a.name] },
+    });
   });
 
   it('lists routers in pages with a cursor', async () => {
@@ -106,7 +114,8 @@ describe('routers', () => {
     const [{ n }] = await sql<{ n: string }>(t.databaseUrl, 'SELECT count(*) AS n FROM routers');
     expect(allNames.length).toBe(Number(n));
     expect(pages).toBe(Math.ceil(allNames.length / 2));
-    for (const p of ['page-r0', 'page-r1', 'page-r2', 'page-r3', 'page-r4']) expect(names).toContain(p);
+    for (const p of ['page-r0', 'page-r1', 'page-r2', 'page-r3', 'page-r4'])
+      expect(names).toContain(p);
     await t.get('/routers?limit=0').expect(400);
     await t.get('/routers?cursor=garbage').expect(400);
   });
@@ -115,7 +124,9 @@ describe('routers', () => {
     const a = await t.newNetwork('bridge', nextCidr());
     const b = await t.newNetwork('vlan', nextCidr());
     const c = await t.newNetwork('overlay', nextCidr());
-    const created = await t.post('/routers', { name: 'r-replace', networks: [a.name, b.name] }).expect(201);
+    const created = await t
+      .post('/routers', { name: 'r-replace', networks: [a.name, b.name] })
+      .expect(201);
     const res = await t.patch('/routers/r-replace', { networks: [b.id, c.name] }).expect(200);
     expect([...res.body.networks].sort()).toEqual([b.name, c.name].sort());
     expect(res.body.revision).toBeGreaterThan(created.body.revision);
@@ -222,10 +233,14 @@ describe('routers', () => {
     await t.del('/routers/no-such-router').expect(404);
     await t.patch('/routers/no-such-router', { attach: [a.name] }).expect(404);
 
-    const unknownNet = await t.post('/routers', { name: 'r-404b', networks: [a.name, 'no-such-net'] }).expect(404);
+    const unknownNet = await t
+      .post('/routers', { name: 'r-404b', networks: [a.name, 'no-such-net'] })
+      .expect(404);
     expect(unknownNet.body.message).toContain('no-such-net');
     await t.get('/routers/r-404b').expect(404);
-    await t.post('/routers', { name: 'r-404c', networks: ['00000000-0000-4000-8000-000000000000'] }).expect(404);
+    await t
+      .post('/routers', { name: 'r-404c', networks: ['00000000-0000-4000-8000-000000000000'] })
+      .expect(404);
     await t.patch('/routers/r-404', { attach: ['no-such-net'] }).expect(404);
     await t.patch('/routers/r-404', { detach: ['no-such-net'] }).expect(404);
     await t.patch('/routers/r-404', { networks: ['no-such-net'] }).expect(404);
@@ -242,12 +257,17 @@ describe('routers', () => {
     expect(res.body.message).toContain('name');
     expect(await routableViaApi(a.name)).toBe(false);
     expect(await health()).toBe(rev);
-    const [{ n }] = await sql<{ n: string }>(t.databaseUrl, "SELECT count(*) AS n FROM routers WHERE name = 'r-dup'");
+    const [{ n }] = await sql<{ n: string }>(
+      t.databaseUrl,
+      "SELECT count(*) AS n FROM routers WHERE name = 'r-dup'",
+    );
     expect(Number(n)).toBe(1);
   });
 
   it('refuses invalid router input with 400', async () => {
-    const res = await t.post('/routers', { name: 'Bad_Name', networks: 'blue', extra: 1 }).expect(400);
+    const res = await t
+      .post('/routers', { name: 'Bad_Name', networks: 'blue', extra: 1 })
+      .expect(400);
     const fields = res.body.details.map((d: { field: string }) => d.field).sort();
     expect(fields).toEqual(['extra', 'name', 'networks']);
     await t.post('/routers', { name: 'r-bad', networks: [1, 2] }).expect(400);
@@ -317,7 +337,9 @@ describe('routers', () => {
     expect(await routableViaApi(fine.name)).toBe(true);
     expect(await health()).toBe(rev);
     // And a routed network cannot be created over an attached one.
-    const res = await t.post('/networks', { name: 'pods-over', model: 'routed', cidr: '10.71.0.0/16' }).expect(409);
+    const res = await t
+      .post('/networks', { name: 'pods-over', model: 'routed', cidr: '10.71.0.0/16' })
+      .expect(409);
     expect(res.body.message).toMatch(/overlap/i);
     await t.get('/networks/pods-over').expect(404);
   });
@@ -329,11 +351,17 @@ describe('routers', () => {
     const second = await t.newNetwork('bridge', '10.80.0.0/24');
     await t.post('/routers', { name: 'r-swap', networks: [second.name] }).expect(201);
     const res = await t.patch('/routers/r-swap', { networks: [first.name] });
-    expect({ status: res.status, body: res.body }).toMatchObject({ status: 200, body: { networks: [first.name] } });
+    expect({ status: res.status, body: res.body }).toMatchObject({
+      status: 200,
+      body: { networks: [first.name] },
+    });
     expect(await routableViaApi(first.name)).toBe(true);
     expect(await routableViaApi(second.name)).toBe(false);
     const back = await t.patch('/routers/r-swap', { attach: [second.name], detach: [first.name] });
-    expect({ status: back.status, body: back.body }).toMatchObject({ status: 200, body: { networks: [second.name] } });
+    expect({ status: back.status, body: back.body }).toMatchObject({
+      status: 200,
+      body: { networks: [second.name] },
+    });
   });
 
   it('refuses to delete a network attached to a router (409)', async () => {
@@ -362,7 +390,10 @@ describe('routers', () => {
     for (const r of revs) expect(Number.isInteger(r)).toBe(true);
     for (let i = 1; i < revs.length; i++) expect(revs[i]).toBeGreaterThan(revs[i - 1]);
     expect(await health()).toBe(revs[revs.length - 1]);
-    const [{ r }] = await sql<{ r: string }>(t.databaseUrl, 'SELECT max(revision) AS r FROM revisions');
+    const [{ r }] = await sql<{ r: string }>(
+      t.databaseUrl,
+      'SELECT max(revision) AS r FROM revisions',
+    );
     expect(Number(r)).toBe(revs[revs.length - 1]);
   });
 });

@@ -68,7 +68,8 @@ export async function startController(
   const controller = await createController(config);
   await controller.app.listen({ port: 0, host: '127.0.0.1' });
   const url = (await controller.app.getUrl()).replace('[::1]', '127.0.0.1');
-  const auth = (t: request.Test, token: string) => (token ? t.set('authorization', `Bearer ${token}`) : t);
+  const auth = (t: request.Test, token: string) =>
+    token ? t.set('authorization', `Bearer ${token}`) : t;
   const api = `/api/v1`;
   let hostN = 0;
   const self: TestController = {
@@ -77,8 +78,10 @@ export async function startController(
     databaseUrl,
     dataDir,
     get: (p, token = ADMIN_TOKEN) => auth(request(url).get(api + p), token),
-    post: (p, body, token = ADMIN_TOKEN) => auth(request(url).post(api + p), token).send(body as object),
-    patch: (p, body, token = ADMIN_TOKEN) => auth(request(url).patch(api + p), token).send(body as object),
+    post: (p, body, token = ADMIN_TOKEN) =>
+      auth(request(url).post(api + p), token).send(body as object),
+    patch: (p, body, token = ADMIN_TOKEN) =>
+      auth(request(url).patch(api + p), token).send(body as object),
     del: (p, token = ADMIN_TOKEN) => auth(request(url).delete(api + p), token),
     async close() {
       await controller.close();
@@ -86,18 +89,24 @@ export async function startController(
     },
     async newHost(extra = {}) {
       hostN++;
-      const res = await self.post('/hosts', { name: unique('h'), underlayIp: `192.0.2.${hostN}`, ...extra });
+      const res = await self.post('/hosts', {
+        name: unique('h'),
+        underlayIp: `192.0.2.${hostN}`,
+        ...extra,
+      });
       if (res.status !== 201) throw new Error(`newHost: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body;
     },
     async newNetwork(model, cidr, extra = {}) {
       const res = await self.post('/networks', { name: unique('n'), model, cidr, ...extra });
-      if (res.status !== 201) throw new Error(`newNetwork: ${res.status} ${JSON.stringify(res.body)}`);
+      if (res.status !== 201)
+        throw new Error(`newNetwork: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body;
     },
     async newInstance(network, host, extra = {}) {
       const res = await self.post('/instances', { name: unique('i'), network, host, ...extra });
-      if (res.status !== 201) throw new Error(`newInstance: ${res.status} ${JSON.stringify(res.body)}`);
+      if (res.status !== 201)
+        throw new Error(`newInstance: ${res.status} ${JSON.stringify(res.body)}`);
       return res.body;
     },
   };
@@ -105,7 +114,11 @@ export async function startController(
 }
 
 /** Direct SQL on a test database, for checking what the API left behind. */
-export async function sql<T = any>(databaseUrl: string, text: string, params: unknown[] = []): Promise<T[]> {
+export async function sql<T = any>(
+  databaseUrl: string,
+  text: string,
+  params: unknown[] = [],
+): Promise<T[]> {
   const c = new pg.Client({ connectionString: databaseUrl });
   await c.connect();
   try {

@@ -1,7 +1,10 @@
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { startEmbeddedPostgres, type EmbeddedDatabase } from '../../apps/controller/src/database/embedded-postgres';
+import {
+  startEmbeddedPostgres,
+  type EmbeddedDatabase,
+} from '../../apps/controller/src/database/embedded-postgres';
 
 /**
  * Starts one embedded PostgreSQL for the whole run (unless TEST_DATABASE_URL names a

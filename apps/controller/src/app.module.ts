@@ -30,7 +30,15 @@ export class AppModule {
   static forRoot(deps: AppDeps): DynamicModule {
     return {
       module: AppModule,
-      controllers: [HealthController, HostsController, NetworksController, InstancesController, RoutersController, PoolsController, MetricsController],
+      controllers: [
+        HealthController,
+        HostsController,
+        NetworksController,
+        InstancesController,
+        RoutersController,
+        PoolsController,
+        MetricsController,
+      ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
         { provide: DataSource, useValue: deps.dataSource },

@@ -53,7 +53,11 @@ export async function createController(config: Config): Promise<Controller> {
   const { token: adminToken, created } = loadAdminToken(config.dataDir, config.adminToken);
 
   const app = await NestFactory.create<NestFastifyApplication>(
-    AppModule.forRoot({ config, dataSource, tokens: { admin: adminToken, viewer: config.viewerToken } }),
+    AppModule.forRoot({
+      config,
+      dataSource,
+      tokens: { admin: adminToken, viewer: config.viewerToken },
+    }),
     new FastifyAdapter({ bodyLimit: config.bodyLimit }),
     { logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1), abortOnError: false },
   );

@@ -7,9 +7,13 @@ async function main(): Promise<void> {
   const controller = await createController(config);
   await controller.app.listen({ port: config.port, host: config.host });
   const url = await controller.app.getUrl();
-  console.log(`Lattice controller listening on ${url.replace('[::1]', '127.0.0.1')} (API /api/v1, docs /api/docs)`);
+  console.log(
+    `Lattice controller listening on ${url.replace('[::1]', '127.0.0.1')} (API /api/v1, docs /api/docs)`,
+  );
   if (controller.adminTokenCreated) {
-    console.log(`Admin token (shown once, stored in ${config.dataDir}/admin-token):\n  ${controller.adminToken}`);
+    console.log(
+      `Admin token (shown once, stored in ${config.dataDir}/admin-token):\n  ${controller.adminToken}`,
+    );
   }
   let closing = false;
   const stop = (signal: string) => {

@@ -1,5 +1,16 @@
 import { describe, expect, it } from '@jest/globals';
-import { blockOf, broadcast, formatCidr, intToIp, ipToInt, isCanonicalCidr, isIpv4, isReserved, overlaps, parseCidr } from './ipv4.js';
+import {
+  blockOf,
+  broadcast,
+  formatCidr,
+  intToIp,
+  ipToInt,
+  isCanonicalCidr,
+  isIpv4,
+  isReserved,
+  overlaps,
+  parseCidr,
+} from './ipv4.js';
 import { isUnicastMac, normalizeMac, randomMac } from './mac.js';
 
 describe('ipv4', () => {
@@ -12,8 +23,10 @@ describe('ipv4', () => {
   });
 
   it('rejects malformed input', () => {
-    for (const bad of ['10.0.0', '10.0.0.256', '010.0.0.1', '1.2.3.4.5', '', 'a.b.c.d']) expect(isIpv4(bad)).toBe(false);
-    for (const bad of ['10.0.0.0/33', '10.0.0.0', '10.0.0.0/-1', 'x/24']) expect(parseCidr(bad)).toBeNull();
+    for (const bad of ['10.0.0', '10.0.0.256', '010.0.0.1', '1.2.3.4.5', '', 'a.b.c.d'])
+      expect(isIpv4(bad)).toBe(false);
+    for (const bad of ['10.0.0.0/33', '10.0.0.0', '10.0.0.0/-1', 'x/24'])
+      expect(parseCidr(bad)).toBeNull();
     expect(isCanonicalCidr('10.0.0.1/24')).toBe(false);
     expect(isCanonicalCidr('10.0.0.0/24')).toBe(true);
   });

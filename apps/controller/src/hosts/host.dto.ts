@@ -8,14 +8,22 @@ export class CreateHostDto {
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   name!: string;
 
-  @ApiProperty({ example: '192.0.2.11', description: 'address of the host on the underlay (VTEP, BGP router id, next hop)' })
+  @ApiProperty({
+    example: '192.0.2.11',
+    description: 'address of the host on the underlay (VTEP, BGP router id, next hop)',
+  })
   @IsUnicastIpv4()
   underlayIp!: string;
 
-  @ApiPropertyOptional({ default: 'eth0', description: 'underlay interface; at most 10 characters so that `<uplink>.<vid>` fits IFNAMSIZ' })
+  @ApiPropertyOptional({
+    default: 'eth0',
+    description: 'underlay interface; at most 10 characters so that `<uplink>.<vid>` fits IFNAMSIZ',
+  })
   @IsOptional()
   @IsString()
-  @Matches(/^[A-Za-z0-9][A-Za-z0-9_-]{0,9}$/, { message: 'uplink must be an interface name of 1-10 characters (letters, digits, "_", "-")' })
+  @Matches(/^[A-Za-z0-9][A-Za-z0-9_-]{0,9}$/, {
+    message: 'uplink must be an interface name of 1-10 characters (letters, digits, "_", "-")',
+  })
   uplink?: string;
 
   @ApiPropertyOptional({ description: 'BGP autonomous system number (default 64512)' })

@@ -31,7 +31,14 @@ export interface HostView {
 }
 
 export function toHost(e: HostEntity): Host {
-  return { id: e.id, name: e.name, underlayIp: e.underlayIp, uplink: e.uplink, asn: e.asn, labels: e.labels };
+  return {
+    id: e.id,
+    name: e.name,
+    underlayIp: e.underlayIp,
+    uplink: e.uplink,
+    asn: e.asn,
+    labels: e.labels,
+  };
 }
 
 export function hostView(e: HostEntity): HostView {
@@ -80,7 +87,10 @@ export class HostsService {
           revision: 0,
         }),
       );
-      tx.record({ kind: 'host', op: 'upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
+      tx.record(
+        { kind: 'host', op: 'upsert', host: toHost(saved) },
+        { table: 'hosts', id: saved.id },
+      );
       tx.touchHosts(saved.id);
       return saved.id;
     });
@@ -94,7 +104,10 @@ export class HostsService {
   async list(q: PageQuery): Promise<Page<HostView>> {
     const limit = q.limit ?? 100;
     const after = decodeCursor(q.cursor);
-    const qb = this.ds.manager.createQueryBuilder(HostEntity, 'h').orderBy('h.name').limit(limit + 1);
+    const qb = this.ds.manager
+      .createQueryBuilder(HostEntity, 'h')
+      .orderBy('h.name')
+      .limit(limit + 1);
     if (after !== null) qb.where('h.name > :after', { after });
     return toPage(await qb.getMany(), limit, hostView);
   }
@@ -102,9 +115,18 @@ export class HostsService {
   /** 409 while instances still live on the host. */
   async delete(idOrName: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const host = await findByIdOrName(tx.manager, HostEntity, 'host', idOrName, 'pessimistic_write');
+      const host = await findByIdOrName(
+        tx.manager,
+        HostEntity,
+        'host',
+        idOrName,
+        'pessimistic_write',
+      );
       const instances = await tx.manager.count(InstanceEntity, { where: { hostId: host.id } });
-      if (instances > 0) throw new Conflict(`host "${host.name}" still has ${instances} instance(s); delete or move them first`);
+      if (instances > 0)
+        throw new Conflict(
+          `host "${host.name}" still has ${instances} instance(s); delete or move them first`,
+        );
       await tx.manager.delete(HostEntity, { id: host.id });
       tx.record({ kind: 'host', op: 'delete', id: host.id });
       return { id: host.id, name: host.name };

@@ -1,6 +1,15 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Type } from 'class-transformer';
-import { ArrayMaxSize, ArrayMinSize, IsArray, IsOptional, IsString, Matches, MaxLength, ValidateNested } from 'class-validator';
+import {
+  ArrayMaxSize,
+  ArrayMinSize,
+  IsArray,
+  IsOptional,
+  IsString,
+  Matches,
+  MaxLength,
+  ValidateNested,
+} from 'class-validator';
 import { IsIpv4Address, IsUnicastMac, NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
 import { PageQuery } from '../common/pagination.js';
 
@@ -22,7 +31,9 @@ export class CreateInstanceDto {
   @MaxLength(63)
   host!: string;
 
-  @ApiPropertyOptional({ description: 'default: the lowest free address of the network (or of the host block)' })
+  @ApiPropertyOptional({
+    description: 'default: the lowest free address of the network (or of the host block)',
+  })
   @IsOptional()
   @IsIpv4Address()
   ip?: string;

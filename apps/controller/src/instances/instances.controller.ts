@@ -1,6 +1,11 @@
 import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
-import { BulkCreateInstancesDto, CreateInstanceDto, InstanceListQuery, MoveInstanceDto } from './instance.dto.js';
+import {
+  BulkCreateInstancesDto,
+  CreateInstanceDto,
+  InstanceListQuery,
+  MoveInstanceDto,
+} from './instance.dto.js';
 import { InstancesService } from './instances.service.js';
 
 @ApiTags('instances')

@@ -1,6 +1,11 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { normalizeMac, randomMac, isBlockBased, type Instance } from '../../../../libs/model/src/index.js';
+import {
+  normalizeMac,
+  randomMac,
+  isBlockBased,
+  type Instance,
+} from '../../../../libs/model/src/index.js';
 import { Conflict, InvalidInput } from '../common/errors.js';
 import { findByIdOrName, isUuid } from '../common/lookup.js';
 import { decodeCursor, toPage, type Page } from '../common/pagination.js';
@@ -66,7 +71,13 @@ export class InstancesService {
 
   async create(dto: CreateInstanceDto) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const net = await findByIdOrName(tx.manager, NetworkEntity, 'network', dto.network, 'for_no_key_update');
+      const net = await findByIdOrName(
+        tx.manager,
+        NetworkEntity,
+        'network',
+        dto.network,
+        'for_no_key_update',
+      );
       return this.createOne(tx, dto, net, '');
     });
     return { ...(await this.get(result)), revision };
@@ -78,25 +89,45 @@ export class InstancesService {
     const dupes = items.flatMap((it, i) => {
       const first = seen.get(it.name);
       seen.set(it.name, first ?? i);
-      return first === undefined ? [] : [{ field: `instances[${i}].name`, errors: [`name "${it.name}" repeats instances[${first}]`] }];
+      return first === undefined
+        ? []
+        : [
+            {
+              field: `instances[${i}].name`,
+              errors: [`name "${it.name}" repeats instances[${first}]`],
+            },
+          ];
     });
     if (dupes.length > 0) throw new InvalidInput(dupes);
     const { result, revision } = await this.revisions.mutate(async (tx) => {
       // Lock the networks in a fixed order so that concurrent bulks cannot deadlock.
       const nets = new Map<string, NetworkEntity>();
       for (const ref of [...new Set(items.map((i) => i.network))].sort()) {
-        nets.set(ref, await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'));
+        nets.set(
+          ref,
+          await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
+        );
       }
       const ids: string[] = [];
       const hosts = new Map<string, HostEntity>();
-      for (const [i, it] of items.entries()) ids.push(await this.createOne(tx, it, nets.get(it.network)!, `instances[${i}].`, hosts));
+      for (const [i, it] of items.entries())
+        ids.push(await this.createOne(tx, it, nets.get(it.network)!, `instances[${i}].`, hosts));
       return ids;
     });
-    const rows = await this.ds.query<InstanceRow[]>(`${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`, [result]);
+    const rows = await this.ds.query<InstanceRow[]>(
+      `${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`,
+      [result],
+    );
     return { items: rows.map(instanceView), revision };
   }
 
-  private async createOne(tx: Tx, dto: CreateInstanceDto, net: NetworkEntity, at: string, hosts?: Map<string, HostEntity>): Promise<string> {
+  private async createOne(
+    tx: Tx,
+    dto: CreateInstanceDto,
+    net: NetworkEntity,
+    at: string,
+    hosts?: Map<string, HostEntity>,
+  ): Promise<string> {
     let host = hosts?.get(dto.host);
     if (!host) {
       host = await findByIdOrName(tx.manager, HostEntity, 'host', dto.host);
@@ -116,7 +147,14 @@ export class InstancesService {
         if (dto.mac !== undefined) throw new Conflict(`MAC address ${mac} is already in use`);
         continue;
       }
-      tx.record({ kind: 'instance', op: 'upsert', instance: { id: row.id, name: dto.name, networkId: net.id, hostId: host.id, ip, mac } }, { table: 'instances', id: row.id });
+      tx.record(
+        {
+          kind: 'instance',
+          op: 'upsert',
+          instance: { id: row.id, name: dto.name, networkId: net.id, hostId: host.id, ip, mac },
+        },
+        { table: 'instances', id: row.id },
+      );
       tx.touchNetworks(net.id);
       tx.touchHosts(host.id);
       return row.id;
@@ -124,7 +162,10 @@ export class InstancesService {
   }
 
   async get(idOrName: string): Promise<InstanceView> {
-    const [row] = await this.ds.query<InstanceRow[]>(`${SELECT_VIEW} WHERE i.${isUuid(idOrName) ? 'id' : 'name'} = $1`, [idOrName]);
+    const [row] = await this.ds.query<InstanceRow[]>(
+      `${SELECT_VIEW} WHERE i.${isUuid(idOrName) ? 'id' : 'name'} = $1`,
+      [idOrName],
+    );
     if (!row) throw new NotFoundException(`instance "${idOrName}" not found`);
     return instanceView(row);
   }
@@ -163,15 +204,26 @@ export class InstancesService {
   async move(idOrName: string, hostRef: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
       const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
-      const net = await tx.manager.findOneOrFail(NetworkEntity, { where: { id: inst.networkId }, lock: { mode: 'for_no_key_update' } });
+      const net = await tx.manager.findOneOrFail(NetworkEntity, {
+        where: { id: inst.networkId },
+        lock: { mode: 'for_no_key_update' },
+      });
       const host = await findByIdOrName(tx.manager, HostEntity, 'host', hostRef);
       if (isBlockBased(net)) {
-        throw new Conflict(`instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`);
+        throw new Conflict(
+          `instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`,
+        );
       }
-      const current = await tx.manager.findOneOrFail(InstanceEntity, { where: { id: inst.id }, lock: { mode: 'pessimistic_write' } });
+      const current = await tx.manager.findOneOrFail(InstanceEntity, {
+        where: { id: inst.id },
+        lock: { mode: 'pessimistic_write' },
+      });
       if (current.hostId === host.id) return current.id;
       await tx.manager.update(InstanceEntity, { id: current.id }, { hostId: host.id });
-      tx.record({ kind: 'instance', op: 'upsert', instance: { ...toInstance(current), hostId: host.id } }, { table: 'instances', id: current.id });
+      tx.record(
+        { kind: 'instance', op: 'upsert', instance: { ...toInstance(current), hostId: host.id } },
+        { table: 'instances', id: current.id },
+      );
       tx.touchNetworks(net.id);
       tx.touchHosts(current.hostId, host.id);
       return current.id;
@@ -182,9 +234,16 @@ export class InstancesService {
   async delete(idOrName: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
       const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
-      const net = await tx.manager.findOneOrFail(NetworkEntity, { where: { id: inst.networkId }, lock: { mode: 'for_no_key_update' } });
-      const deleted = await tx.query<{ id: string }>('DELETE FROM instances WHERE id = $1 RETURNING id', [inst.id]);
-      if (deleted.length === 0) throw new Conflict(`instance "${inst.name}" was deleted concurrently`);
+      const net = await tx.manager.findOneOrFail(NetworkEntity, {
+        where: { id: inst.networkId },
+        lock: { mode: 'for_no_key_update' },
+      });
+      const deleted = await tx.query<{ id: string }>(
+        'DELETE FROM instances WHERE id = $1 RETURNING id',
+        [inst.id],
+      );
+      if (deleted.length === 0)
+        throw new Conflict(`instance "${inst.name}" was deleted concurrently`);
       tx.record({ kind: 'instance', op: 'delete', id: inst.id });
       await releaseBlockIfEmpty(tx, net, inst.hostId, inst.ip);
       tx.touchNetworks(net.id);

@@ -38,7 +38,13 @@ const NO_RESERVED = '0.0.0.0';
  * transaction (a bulk create) the search resumes after the previous hit: the network is
  * locked, so nothing below it can have been freed meanwhile.
  */
-async function lowestFree(tx: Tx, networkId: string, lo: number, hi: number, reserved: string): Promise<string | null> {
+async function lowestFree(
+  tx: Tx,
+  networkId: string,
+  lo: number,
+  hi: number,
+  reserved: string,
+): Promise<string | null> {
   const hint = `ipam:${networkId}:${lo}:${hi}`;
   const from = (tx.memo.get(hint) as number | undefined) ?? lo;
   if (from > hi) return null;
@@ -57,22 +63,42 @@ async function lowestFree(tx: Tx, networkId: string, lo: number, hi: number, res
 }
 
 async function ipInUse(tx: Tx, networkId: string, ip: string): Promise<boolean> {
-  const rows = await tx.query('SELECT 1 FROM instances WHERE network_id = $1 AND ip = $2::inet', [networkId, ip]);
+  const rows = await tx.query('SELECT 1 FROM instances WHERE network_id = $1 AND ip = $2::inet', [
+    networkId,
+    ip,
+  ]);
   return rows.length > 0;
 }
 
-export async function allocateIp(tx: Tx, net: NetworkEntity, hostId: string, explicit: string | undefined, field = 'ip'): Promise<Allocation> {
-  return isBlockBased(net) ? allocateInBlocks(tx, net, hostId, explicit, field) : allocateInSubnet(tx, net, explicit, field);
+export async function allocateIp(
+  tx: Tx,
+  net: NetworkEntity,
+  hostId: string,
+  explicit: string | undefined,
+  field = 'ip',
+): Promise<Allocation> {
+  return isBlockBased(net)
+    ? allocateInBlocks(tx, net, hostId, explicit, field)
+    : allocateInSubnet(tx, net, explicit, field);
 }
 
-async function allocateInSubnet(tx: Tx, net: NetworkEntity, explicit: string | undefined, field: string): Promise<Allocation> {
+async function allocateInSubnet(
+  tx: Tx,
+  net: NetworkEntity,
+  explicit: string | undefined,
+  field: string,
+): Promise<Allocation> {
   const c = parseCidr(net.cidr)!;
   if (explicit !== undefined) {
     const ip = ipToInt(explicit);
-    if (!contains(c, ip)) throw InvalidInput.field(field, `${field} ${explicit} is outside the network ${net.cidr}`);
-    if (ip === c.base || ip === broadcast(c)) throw InvalidInput.field(field, `${field} ${explicit} is the network or broadcast address`);
-    if (explicit === net.gateway) throw InvalidInput.field(field, `${field} ${explicit} is the network's gateway`);
-    if (await ipInUse(tx, net.id, explicit)) throw new Conflict(`IP address ${explicit} is already in use in network "${net.name}"`);
+    if (!contains(c, ip))
+      throw InvalidInput.field(field, `${field} ${explicit} is outside the network ${net.cidr}`);
+    if (ip === c.base || ip === broadcast(c))
+      throw InvalidInput.field(field, `${field} ${explicit} is the network or broadcast address`);
+    if (explicit === net.gateway)
+      throw InvalidInput.field(field, `${field} ${explicit} is the network's gateway`);
+    if (await ipInUse(tx, net.id, explicit))
+      throw new Conflict(`IP address ${explicit} is already in use in network "${net.name}"`);
     return { ip: explicit };
   }
   const ip = await lowestFree(tx, net.id, c.base + 1, broadcast(c) - 1, net.gateway);
@@ -88,29 +114,51 @@ async function blocksOf(tx: Tx, networkId: string): Promise<{ cidr: Cidr; hostId
   return rows.map((r) => ({ cidr: parseCidr(r.cidr)!, hostId: r.host_id }));
 }
 
-async function claimBlock(tx: Tx, net: NetworkEntity, hostId: string, block: Cidr): Promise<HostBlock> {
+async function claimBlock(
+  tx: Tx,
+  net: NetworkEntity,
+  hostId: string,
+  block: Cidr,
+): Promise<HostBlock> {
   const b: HostBlock = { networkId: net.id, hostId, cidr: formatCidr(block) };
-  await tx.query('INSERT INTO host_blocks (cidr, network_id, host_id) VALUES ($1, $2, $3)', [b.cidr, b.networkId, b.hostId]);
+  await tx.query('INSERT INTO host_blocks (cidr, network_id, host_id) VALUES ($1, $2, $3)', [
+    b.cidr,
+    b.networkId,
+    b.hostId,
+  ]);
   tx.record({ kind: 'block', op: 'upsert', block: b });
   return b;
 }
 
-async function allocateInBlocks(tx: Tx, net: NetworkEntity, hostId: string, explicit: string | undefined, field: string): Promise<Allocation> {
+async function allocateInBlocks(
+  tx: Tx,
+  net: NetworkEntity,
+  hostId: string,
+  explicit: string | undefined,
+  field: string,
+): Promise<Allocation> {
   const c = parseCidr(net.cidr)!;
   const len = net.blockPrefixLen!;
   const blocks = await blocksOf(tx, net.id);
   if (explicit !== undefined) {
     const ip = ipToInt(explicit);
-    if (!contains(c, ip)) throw InvalidInput.field(field, `${field} ${explicit} is outside the network ${net.cidr}`);
+    if (!contains(c, ip))
+      throw InvalidInput.field(field, `${field} ${explicit} is outside the network ${net.cidr}`);
     const want = blockOf(ip, len);
     if (ip === want.base || ip === want.base + 1 || ip === broadcast(want)) {
-      throw InvalidInput.field(field, `${field} ${explicit} is reserved in block ${formatCidr(want)} (network, gateway or broadcast address)`);
+      throw InvalidInput.field(
+        field,
+        `${field} ${explicit} is reserved in block ${formatCidr(want)} (network, gateway or broadcast address)`,
+      );
     }
     const owner = blocks.find((b) => b.cidr.base === want.base);
     if (owner && owner.hostId !== hostId) {
-      throw new Conflict(`IP address ${explicit} lies in block ${formatCidr(want)}, which belongs to another host`);
+      throw new Conflict(
+        `IP address ${explicit} lies in block ${formatCidr(want)}, which belongs to another host`,
+      );
     }
-    if (await ipInUse(tx, net.id, explicit)) throw new Conflict(`IP address ${explicit} is already in use in network "${net.name}"`);
+    if (await ipInUse(tx, net.id, explicit))
+      throw new Conflict(`IP address ${explicit} is already in use in network "${net.name}"`);
     return { ip: explicit, newBlock: owner ? undefined : await claimBlock(tx, net, hostId, want) };
   }
   for (const b of blocks.filter((x) => x.hostId === hostId)) {
@@ -124,11 +172,18 @@ async function allocateInBlocks(tx: Tx, net: NetworkEntity, hostId: string, expl
     const newBlock = await claimBlock(tx, net, hostId, { base, prefix: len });
     return { ip: intToIp(base + 2), newBlock };
   }
-  throw new Conflict(`network "${net.name}" (${net.cidr}) is exhausted: no free /${len} block for this host`);
+  throw new Conflict(
+    `network "${net.name}" (${net.cidr}) is exhausted: no free /${len} block for this host`,
+  );
 }
 
 /** Releases the host's block that held `ip` when its last instance is gone. */
-export async function releaseBlockIfEmpty(tx: Tx, net: NetworkEntity, hostId: string, ip: string): Promise<void> {
+export async function releaseBlockIfEmpty(
+  tx: Tx,
+  net: NetworkEntity,
+  hostId: string,
+  ip: string,
+): Promise<void> {
   if (!isBlockBased(net)) return;
   const block = formatCidr(blockOf(ipToInt(ip), net.blockPrefixLen!));
   const rows = await tx.query<{ cidr: string }>(
@@ -137,5 +192,6 @@ export async function releaseBlockIfEmpty(tx: Tx, net: NetworkEntity, hostId: st
      RETURNING cidr::text AS cidr`,
     [block, hostId],
   );
-  if (rows.length > 0) tx.record({ kind: 'block', op: 'delete', block: { networkId: net.id, hostId, cidr: block } });
+  if (rows.length > 0)
+    tx.record({ kind: 'block', op: 'delete', block: { networkId: net.id, hostId, cidr: block } });
 }

@@ -22,20 +22,47 @@ export class MetricsService {
                (SELECT count(*) FROM networks WHERE vlan_id IS NOT NULL) AS vlan,
                (SELECT count(*) FROM networks WHERE vni IS NOT NULL) AS vni,
                (SELECT count(*) FROM hosts WHERE applied_revision >= desired_revision) AS in_sync`);
-      for (const k of ['hosts', 'networks', 'instances', 'routers', 'blocks']) objects.set({ kind: k }, Number(r[k]));
+      for (const k of ['hosts', 'networks', 'instances', 'routers', 'blocks'])
+        objects.set({ kind: k }, Number(r[k]));
       revision.set(Number(r.revision));
       pool.set({ pool: 'vlan' }, Number(r.vlan));
       pool.set({ pool: 'vni' }, Number(r.vni));
       hostsInSync.set(Number(r.in_sync));
-      const byModel = await ds.query<{ model: string; n: string }[]>('SELECT model, count(*) AS n FROM networks GROUP BY model');
+      const byModel = await ds.query<{ model: string; n: string }[]>(
+        'SELECT model, count(*) AS n FROM networks GROUP BY model',
+      );
       networks.reset();
       for (const m of byModel) networks.set({ model: m.model }, Number(m.n));
     };
-    const objects = new Gauge({ name: 'lattice_objects', help: 'Stored objects by kind', labelNames: ['kind'], registers, collect: refresh });
-    const networks = new Gauge({ name: 'lattice_networks', help: 'Networks by model', labelNames: ['model'], registers });
-    const revision = new Gauge({ name: 'lattice_revision', help: 'Latest committed revision', registers });
-    const pool = new Gauge({ name: 'lattice_pool_used', help: 'Ids in use per pool', labelNames: ['pool'], registers });
-    const hostsInSync = new Gauge({ name: 'lattice_hosts_in_sync', help: 'Hosts whose agent applied their desired revision', registers });
+    const objects = new Gauge({
+      name: 'lattice_objects',
+      help: 'Stored objects by kind',
+      labelNames: ['kind'],
+      registers,
+      collect: refresh,
+    });
+    const networks = new Gauge({
+      name: 'lattice_networks',
+      help: 'Networks by model',
+      labelNames: ['model'],
+      registers,
+    });
+    const revision = new Gauge({
+      name: 'lattice_revision',
+      help: 'Latest committed revision',
+      registers,
+    });
+    const pool = new Gauge({
+      name: 'lattice_pool_used',
+      help: 'Ids in use per pool',
+      labelNames: ['pool'],
+      registers,
+    });
+    const hostsInSync = new Gauge({
+      name: 'lattice_hosts_in_sync',
+      help: 'Hosts whose agent applied their desired revision',
+      registers,
+    });
     collectDefaultMetrics({ register: this.registry, prefix: 'lattice_process_' });
   }
 }

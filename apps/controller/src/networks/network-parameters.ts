@@ -31,7 +31,8 @@ export interface NetworkParameters {
   vni: { explicit: number | undefined } | null;
 }
 
-type Param = 'vlanId' | 'vni' | 'encapsulation' | 'routing' | 'blockPrefixLen' | 'transport' | 'gateway';
+type Param =
+  'vlanId' | 'vni' | 'encapsulation' | 'routing' | 'blockPrefixLen' | 'transport' | 'gateway';
 
 /**
  * Applies the per-model rules of SPEC §1 to a shape-valid request: which parameters belong
@@ -41,7 +42,8 @@ export function networkParameters(dto: CreateNetworkDto): NetworkParameters | Fi
   const errors: FieldError[] = [];
   const bad = (field: string, message: string) => errors.push({ field, errors: [message] });
   const model = dto.model;
-  const encapsulation: Encapsulation | null = model === 'overlay' ? (dto.encapsulation ?? 'vxlan') : null;
+  const encapsulation: Encapsulation | null =
+    model === 'overlay' ? (dto.encapsulation ?? 'vxlan') : null;
   const routing: Routing | null = model === 'routed' ? (dto.routing ?? 'static') : null;
   const transport: Transport | null = model === 'fabric' ? (dto.transport ?? 'vxlan') : null;
   const blockBased = isBlockBased({ model, encapsulation });
@@ -59,22 +61,32 @@ export function networkParameters(dto: CreateNetworkDto): NetworkParameters | Fi
   };
   for (const [field, ok] of Object.entries(allowed) as [Param, boolean][]) {
     if (!ok && dto[field] !== undefined) {
-      const why = field === 'gateway' ? 'block-based networks have a gateway per host block' : `it does not apply to model ${model}${model === 'overlay' || model === 'fabric' ? ` with ${encapsulation ?? transport}` : ''}`;
+      const why =
+        field === 'gateway'
+          ? 'block-based networks have a gateway per host block'
+          : `it does not apply to model ${model}${model === 'overlay' || model === 'fabric' ? ` with ${encapsulation ?? transport}` : ''}`;
       bad(field, `${field} is not allowed here: ${why}`);
     }
   }
 
   const cidr = parseCidr(dto.cidr)!;
-  const blockPrefixLen = blockBased ? (dto.blockPrefixLen ?? Math.max(DEFAULT_BLOCK_PREFIX_LEN, cidr.prefix)) : null;
+  const blockPrefixLen = blockBased
+    ? (dto.blockPrefixLen ?? Math.max(DEFAULT_BLOCK_PREFIX_LEN, cidr.prefix))
+    : null;
   if (blockPrefixLen !== null && blockPrefixLen < cidr.prefix) {
-    bad('blockPrefixLen', `blockPrefixLen must be at least the CIDR's prefix length (${cidr.prefix})`);
+    bad(
+      'blockPrefixLen',
+      `blockPrefixLen must be at least the CIDR's prefix length (${cidr.prefix})`,
+    );
   }
-  if (cidr.prefix > 30) bad('cidr', 'cidr must be /30 or larger (room for a gateway and an instance)');
+  if (cidr.prefix > 30)
+    bad('cidr', 'cidr must be /30 or larger (room for a gateway and an instance)');
 
   let gateway = intToIp(firstUsable(cidr));
   if (dto.gateway !== undefined && allowed.gateway) {
     const g = ipToInt(dto.gateway);
-    if (g <= cidr.base || g >= broadcast(cidr)) bad('gateway', `gateway must be a usable address inside ${dto.cidr}`);
+    if (g <= cidr.base || g >= broadcast(cidr))
+      bad('gateway', `gateway must be a usable address inside ${dto.cidr}`);
     else gateway = dto.gateway;
   }
   if (errors.length > 0) return errors;

@@ -1,7 +1,17 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
-import { ENCAPSULATIONS, NETWORK_MODELS, ROUTINGS, TRANSPORTS } from '../../../../libs/model/src/index.js';
-import type { Encapsulation, NetworkModel, Routing, Transport } from '../../../../libs/model/src/index.js';
+import {
+  ENCAPSULATIONS,
+  NETWORK_MODELS,
+  ROUTINGS,
+  TRANSPORTS,
+} from '../../../../libs/model/src/index.js';
+import type {
+  Encapsulation,
+  NetworkModel,
+  Routing,
+  Transport,
+} from '../../../../libs/model/src/index.js';
 import { IsIpv4Address, IsIpv4Cidr, NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
 
 /**
@@ -27,7 +37,10 @@ export class CreateNetworkDto {
   @IsIpv4Address()
   gateway?: string;
 
-  @ApiPropertyOptional({ default: 1500, description: 'underlay MTU; instances get it minus the encapsulation overhead' })
+  @ApiPropertyOptional({
+    default: 1500,
+    description: 'underlay MTU; instances get it minus the encapsulation overhead',
+  })
   @IsOptional()
   @IsInt()
   @Min(576)
@@ -58,7 +71,9 @@ export class CreateNetworkDto {
   @IsIn(ROUTINGS, { message: `routing must be one of ${ROUTINGS.join(', ')}` })
   routing?: Routing;
 
-  @ApiPropertyOptional({ description: 'block-based models (routed; overlay ipip/gre): per-host block size, default 26' })
+  @ApiPropertyOptional({
+    description: 'block-based models (routed; overlay ipip/gre): per-host block size, default 26',
+  })
   @IsOptional()
   @IsInt()
   @Min(8)

@@ -1,6 +1,10 @@
 import { Injectable } from '@nestjs/common';
 import { DataSource } from 'typeorm';
-import { encapsulationOverhead, isBlockBased, type Network } from '../../../../libs/model/src/index.js';
+import {
+  encapsulationOverhead,
+  isBlockBased,
+  type Network,
+} from '../../../../libs/model/src/index.js';
 import { Conflict, InvalidInput } from '../common/errors.js';
 import { findByIdOrName } from '../common/lookup.js';
 import { decodeCursor, PageQuery, toPage, type Page } from '../common/pagination.js';
@@ -76,7 +80,10 @@ export class NetworksService {
           revision: 0,
         }),
       );
-      tx.record({ kind: 'network', op: 'upsert', network: toNetwork(saved) }, { table: 'networks', id: saved.id });
+      tx.record(
+        { kind: 'network', op: 'upsert', network: toNetwork(saved) },
+        { table: 'networks', id: saved.id },
+      );
       return saved.id;
     });
     return { ...(await this.get(result)), revision };
@@ -89,7 +96,10 @@ export class NetworksService {
   async list(q: PageQuery & { model?: string }): Promise<Page<NetworkView>> {
     const limit = q.limit ?? 100;
     const after = decodeCursor(q.cursor);
-    const qb = this.ds.manager.createQueryBuilder(NetworkEntity, 'n').orderBy('n.name').limit(limit + 1);
+    const qb = this.ds.manager
+      .createQueryBuilder(NetworkEntity, 'n')
+      .orderBy('n.name')
+      .limit(limit + 1);
     if (after !== null) qb.andWhere('n.name > :after', { after });
     if (q.model) qb.andWhere('n.model = :model', { model: q.model });
     return toPage(await qb.getMany(), limit, networkView);
@@ -98,11 +108,21 @@ export class NetworksService {
   /** 409 while instances exist or a router is attached; releases its VLAN id or VNI. */
   async delete(idOrName: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const n = await findByIdOrName(tx.manager, NetworkEntity, 'network', idOrName, 'pessimistic_write');
+      const n = await findByIdOrName(
+        tx.manager,
+        NetworkEntity,
+        'network',
+        idOrName,
+        'pessimistic_write',
+      );
       const instances = await tx.manager.count(InstanceEntity, { where: { networkId: n.id } });
-      if (instances > 0) throw new Conflict(`network "${n.name}" still has ${instances} instance(s)`);
+      if (instances > 0)
+        throw new Conflict(`network "${n.name}" still has ${instances} instance(s)`);
       const routers = await tx.manager.count(RouterNetworkEntity, { where: { networkId: n.id } });
-      if (routers > 0) throw new Conflict(`network "${n.name}" is attached to ${routers} router(s); detach it first`);
+      if (routers > 0)
+        throw new Conflict(
+          `network "${n.name}" is attached to ${routers} router(s); detach it first`,
+        );
       await tx.manager.delete(NetworkEntity, { id: n.id });
       tx.record({ kind: 'network', op: 'delete', id: n.id });
       return { id: n.id, name: n.name };

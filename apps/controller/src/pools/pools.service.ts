@@ -38,7 +38,11 @@ export class PoolsService {
     ];
     for (const [name, range] of ranges) {
       if (!range) continue;
-      await this.ds.query('UPDATE pools SET range_start = $2, range_end = $3 WHERE name = $1', [name, range.start, range.end]);
+      await this.ds.query('UPDATE pools SET range_start = $2, range_end = $3 WHERE name = $1', [
+        name,
+        range.start,
+        range.end,
+      ]);
       this.log.log(`${name} pool: ${range.start}-${range.end}`);
     }
   }
@@ -58,12 +62,17 @@ export class PoolsService {
        ORDER BY c LIMIT 1`,
       [range.range_start, range.range_end],
     );
-    if (!free) throw new Conflict(`the ${pool.toUpperCase()} pool ${range.range_start}-${range.range_end} is exhausted`);
+    if (!free)
+      throw new Conflict(
+        `the ${pool.toUpperCase()} pool ${range.range_start}-${range.range_end} is exhausted`,
+      );
     return free.id;
   }
 
   async usage(): Promise<Record<PoolName, PoolUsage>> {
-    const rows = await this.ds.query<{ name: PoolName; range_start: number; range_end: number; inside: string; outside: string }[]>(
+    const rows = await this.ds.query<
+      { name: PoolName; range_start: number; range_end: number; inside: string; outside: string }[]
+    >(
       `SELECT p.name, p.range_start, p.range_end,
               count(n.id) FILTER (WHERE n.v BETWEEN p.range_start AND p.range_end) AS inside,
               count(n.id) FILTER (WHERE n.v NOT BETWEEN p.range_start AND p.range_end) AS outside
@@ -76,7 +85,14 @@ export class PoolsService {
     for (const r of rows) {
       const size = r.range_end - r.range_start + 1;
       const used = Number(r.inside);
-      out[r.name] = { start: r.range_start, end: r.range_end, size, used, free: size - used, usedOutsideRange: Number(r.outside) };
+      out[r.name] = {
+        start: r.range_start,
+        end: r.range_end,
+        size,
+        used,
+        free: size - used,
+        usedOutsideRange: Number(r.outside),
+      };
     }
     return out;
   }

@@ -1,4 +1,10 @@
-import type { Host, HostBlock, Instance, Network, Router } from '../../../../libs/model/src/index.js';
+import type {
+  Host,
+  HostBlock,
+  Instance,
+  Network,
+  Router,
+} from '../../../../libs/model/src/index.js';
 
 /**
  * One committed change to the domain, as recorded in the revision log. Upserts carry the

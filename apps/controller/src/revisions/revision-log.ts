@@ -59,7 +59,9 @@ export class RevisionLog {
   constructor(private readonly ds: DataSource) {}
 
   async current(): Promise<number> {
-    const [row] = await this.ds.query<{ r: string | null }[]>('SELECT max(revision) AS r FROM revisions');
+    const [row] = await this.ds.query<{ r: string | null }[]>(
+      'SELECT max(revision) AS r FROM revisions',
+    );
     return Number(row?.r ?? 0);
   }
 
@@ -88,7 +90,9 @@ export class RevisionLog {
       const tx = new Tx(manager);
       const result = await work(tx);
       if (tx.changes.length === 0) {
-        const [row] = await manager.query<{ r: string | null }[]>('SELECT max(revision) AS r FROM revisions');
+        const [row] = await manager.query<{ r: string | null }[]>(
+          'SELECT max(revision) AS r FROM revisions',
+        );
         return { result, revision: Number(row?.r ?? 0) };
       }
       await manager.query('SELECT pg_advisory_xact_lock($1)', [REVISION_LOCK]);
@@ -101,10 +105,16 @@ export class RevisionLog {
         JSON.stringify(tx.changes),
       ]);
       if (hosts.length > 0) {
-        await manager.query('UPDATE hosts SET desired_revision = $1 WHERE id = ANY($2)', [revision, hosts]);
+        await manager.query('UPDATE hosts SET desired_revision = $1 WHERE id = ANY($2)', [
+          revision,
+          hosts,
+        ]);
       }
       for (const [table, ids] of tx.revised) {
-        await manager.query(`UPDATE ${table} SET revision = $1 WHERE id = ANY($2)`, [revision, [...ids]]);
+        await manager.query(`UPDATE ${table} SET revision = $1 WHERE id = ANY($2)`, [
+          revision,
+          [...ids],
+        ]);
       }
       committed = { revision, hosts, changes: tx.changes };
       return { result, revision };

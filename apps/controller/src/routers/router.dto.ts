@@ -8,7 +8,10 @@ export class CreateRouterDto {
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   name!: string;
 
-  @ApiPropertyOptional({ description: 'networks to attach, by id or name', example: ['blue', 'green'] })
+  @ApiPropertyOptional({
+    description: 'networks to attach, by id or name',
+    example: ['blue', 'green'],
+  })
   @IsOptional()
   @IsArray()
   @ArrayMaxSize(256)

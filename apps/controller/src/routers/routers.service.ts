@@ -49,7 +49,10 @@ export class RoutersService {
 
   async create(name: string, networks: string[] = []) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const [{ id }] = await tx.query<{ id: string }>('INSERT INTO routers (name, revision) VALUES ($1, 0) RETURNING id', [name]);
+      const [{ id }] = await tx.query<{ id: string }>(
+        'INSERT INTO routers (name, revision) VALUES ($1, 0) RETURNING id',
+        [name],
+      );
       await this.setNetworks(tx, id, name, [], await this.resolve(tx, networks));
       return id;
     });
@@ -58,11 +61,25 @@ export class RoutersService {
 
   async update(idOrName: string, dto: UpdateRouterDto) {
     if (dto.networks !== undefined && (dto.attach !== undefined || dto.detach !== undefined)) {
-      throw InvalidInput.field('networks', 'give either networks (the whole set) or attach/detach, not both');
+      throw InvalidInput.field(
+        'networks',
+        'give either networks (the whole set) or attach/detach, not both',
+      );
     }
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const r = await findByIdOrName(tx.manager, RouterEntity, 'router', idOrName, 'pessimistic_write');
-      const current = (await tx.query<{ network_id: string }>('SELECT network_id FROM router_networks WHERE router_id = $1', [r.id])).map((x) => x.network_id);
+      const r = await findByIdOrName(
+        tx.manager,
+        RouterEntity,
+        'router',
+        idOrName,
+        'pessimistic_write',
+      );
+      const current = (
+        await tx.query<{ network_id: string }>(
+          'SELECT network_id FROM router_networks WHERE router_id = $1',
+          [r.id],
+        )
+      ).map((x) => x.network_id);
       let next: string[];
       if (dto.networks !== undefined) next = await this.resolve(tx, dto.networks);
       else {
@@ -78,8 +95,19 @@ export class RoutersService {
 
   async delete(idOrName: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const r = await findByIdOrName(tx.manager, RouterEntity, 'router', idOrName, 'pessimistic_write');
-      const current = (await tx.query<{ network_id: string }>('SELECT network_id FROM router_networks WHERE router_id = $1', [r.id])).map((x) => x.network_id);
+      const r = await findByIdOrName(
+        tx.manager,
+        RouterEntity,
+        'router',
+        idOrName,
+        'pessimistic_write',
+      );
+      const current = (
+        await tx.query<{ network_id: string }>(
+          'SELECT network_id FROM router_networks WHERE router_id = $1',
+          [r.id],
+        )
+      ).map((x) => x.network_id);
       await this.setNetworks(tx, r.id, r.name, current, [], true);
       await tx.query('DELETE FROM routers WHERE id = $1', [r.id]);
       tx.record({ kind: 'router', op: 'delete', id: r.id });
@@ -89,7 +117,10 @@ export class RoutersService {
   }
 
   async get(idOrName: string): Promise<RouterView> {
-    const rows = await this.ds.query<RouterRow[]>(`${SELECT_VIEW} WHERE r.${isUuid(idOrName) ? 'id' : 'name'} = $1 GROUP BY r.id`, [idOrName]);
+    const rows = await this.ds.query<RouterRow[]>(
+      `${SELECT_VIEW} WHERE r.${isUuid(idOrName) ? 'id' : 'name'} = $1 GROUP BY r.id`,
+      [idOrName],
+    );
     if (rows.length === 0) await findByIdOrName(this.ds.manager, RouterEntity, 'router', idOrName); // 404
     return routerView(rows[0]);
   }
@@ -108,7 +139,9 @@ export class RoutersService {
   private async resolve(tx: Tx, refs: string[]): Promise<string[]> {
     const ids: string[] = [];
     for (const ref of [...new Set(refs)].sort()) {
-      ids.push((await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update')).id);
+      ids.push(
+        (await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update')).id,
+      );
     }
     return [...new Set(ids)]; // one network may be named by id and by name
   }
@@ -118,20 +151,47 @@ export class RoutersService {
    * in a host's routing table, so it becomes `routable` and the exclusion constraint then
    * refuses a CIDR overlapping another routable network (409).
    */
-  private async setNetworks(tx: Tx, routerId: string, name: string, before: string[], after: string[], deleting = false) {
+  private async setNetworks(
+    tx: Tx,
+    routerId: string,
+    name: string,
+    before: string[],
+    after: string[],
+    deleting = false,
+  ) {
     const removed = before.filter((id) => !after.includes(id));
     const added = after.filter((id) => !before.includes(id));
-    if (removed.length > 0) await tx.query('DELETE FROM router_networks WHERE router_id = $1 AND network_id = ANY($2)', [routerId, removed]);
-    for (const id of added) await tx.query('INSERT INTO router_networks (router_id, network_id) VALUES ($1, $2)', [routerId, id]);
+    if (removed.length > 0)
+      await tx.query('DELETE FROM router_networks WHERE router_id = $1 AND network_id = ANY($2)', [
+        routerId,
+        removed,
+      ]);
+    for (const id of added)
+      await tx.query('INSERT INTO router_networks (router_id, network_id) VALUES ($1, $2)', [
+        routerId,
+        id,
+      ]);
     // Detached networks lose `routable` before attached ones gain it, so that swapping
     // two overlapping networks in one call is not refused as an overlap.
     for (const id of [...removed, ...added]) {
       const n = await tx.manager.findOneByOrFail(NetworkEntity, { id });
-      const [{ attached }] = await tx.query<{ attached: boolean }>('SELECT EXISTS (SELECT 1 FROM router_networks WHERE network_id = $1) AS attached', [id]);
+      const [{ attached }] = await tx.query<{ attached: boolean }>(
+        'SELECT EXISTS (SELECT 1 FROM router_networks WHERE network_id = $1) AS attached',
+        [id],
+      );
       const routable = isBlockBased(n) || attached;
-      if (routable !== n.routable) await tx.query('UPDATE networks SET routable = $2 WHERE id = $1', [id, routable]);
+      if (routable !== n.routable)
+        await tx.query('UPDATE networks SET routable = $2 WHERE id = $1', [id, routable]);
     }
     tx.touchNetworks(...before, ...after);
-    if (!deleting) tx.record({ kind: 'router', op: 'upsert', router: { id: routerId, name, networkIds: [...after].sort() } }, { table: 'routers', id: routerId });
+    if (!deleting)
+      tx.record(
+        {
+          kind: 'router',
+          op: 'upsert',
+          router: { id: routerId, name, networkIds: [...after].sort() },
+        },
+        { table: 'routers', id: routerId },
+      );
   }
 }
