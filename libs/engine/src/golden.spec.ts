@@ -3,7 +3,15 @@
  * fixtures.test.ts) and the exact resources every host must get, in apply order.
  */
 import { describe, expect, it } from '@jest/globals';
-import { bridgeName, computeAll, inApplyOrder, resource, vethName } from './index.js';
+import {
+  bridgeName,
+  computeAll,
+  inApplyOrder,
+  networkGatewayMac,
+  resource,
+  routerMac,
+  vethName,
+} from './index.js';
 import type { Resource } from './index.js';
 import { GOLDEN, H1_IP, H2_IP, H3_IP } from './fixtures.test.js';
 
@@ -14,6 +22,10 @@ const BR = {
   grey: bridgeName('grey'),
 };
 type Net = keyof typeof BR;
+/** The distributed router's gateway MAC, the same on every host. */
+const RMAC = routerMac('r1');
+/** Pinned bridge MACs of block-based networks without a router. */
+const NMAC = { blue: networkGatewayMac('blue'), red: networkGatewayMac('red') };
 interface Inst {
   id: string;
   network: Net;
@@ -107,6 +119,15 @@ function expectGolden(name: string, expected: Record<string, Resource[]>): void 
 }
 
 describe('golden desired state per model', () => {
+  it('derives gateway MACs that are locally administered unicast', () => {
+    for (const mac of [RMAC, NMAC.blue, NMAC.red]) {
+      expect(mac).toMatch(/^([0-9a-f]{2}:){5}[0-9a-f]{2}$/);
+      const first = parseInt(mac.slice(0, 2), 16);
+      expect(first & 1).toBe(0); // unicast
+      expect(first & 2).toBe(2); // locally administered
+    }
+  });
+
   it('bridge: per-host bridges with local instances only, nothing toward other hosts', () => {
     expectGolden('bridge', {
       h1: [
@@ -158,8 +179,8 @@ describe('golden desired state per model', () => {
   it('routed static: block gateways, routes to blocks of other instance hosts, ip_forward', () => {
     expectGolden('routedStatic', {
       h1: [
-        bridge('red', 1500, '0e:02:14:01:37:b4'),
-        bridge('blue', 1500, '0e:00:e0:40:9c:96'),
+        bridge('red', 1500, NMAC.red),
+        bridge('blue', 1500, NMAC.blue),
         IP_FORWARD,
         address(BR.red, '10.245.0.1/26'),
         address(BR.blue, '10.244.0.1/26'),
@@ -171,7 +192,7 @@ describe('golden desired state per model', () => {
         filter('blue', ['10.244.0.0/16']),
       ],
       h2: [
-        bridge('blue', 1500, '0e:00:e0:40:9c:96'),
+        bridge('blue', 1500, NMAC.blue),
         IP_FORWARD,
         address(BR.blue, '10.244.0.65/26'),
         port(C, '10.244.0.67/26', '10.244.0.65', 1500),
@@ -180,7 +201,7 @@ describe('golden desired state per model', () => {
         filter('blue', ['10.244.0.0/16']),
       ],
       h3: [
-        bridge('red', 1500, '0e:02:14:01:37:b4'),
+        bridge('red', 1500, NMAC.red),
         IP_FORWARD,
         address(BR.red, '10.245.0.65/26'),
         port(E, '10.245.0.66/26', '10.245.0.65', 1500),
@@ -193,8 +214,8 @@ describe('golden desired state per model', () => {
   it('routed bgp: one speaker per host, route reflector (h3) with rr clients, host ASN or default', () => {
     expectGolden('routedBgp', {
       h1: [
-        bridge('red', 1500, '0e:02:14:01:37:b4'),
-        bridge('blue', 1500, '0e:00:e0:40:9c:96'),
+        bridge('red', 1500, NMAC.red),
+        bridge('blue', 1500, NMAC.blue),
         IP_FORWARD,
         address(BR.red, '10.245.0.1/26'),
         address(BR.blue, '10.244.0.1/26'),
@@ -205,7 +226,7 @@ describe('golden desired state per model', () => {
         filter('blue', ['10.244.0.0/16']),
       ],
       h2: [
-        bridge('blue', 1500, '0e:00:e0:40:9c:96'),
+        bridge('blue', 1500, NMAC.blue),
         IP_FORWARD,
         address(BR.blue, '10.244.0.65/26'),
         port(C, '10.244.0.67/26', '10.244.0.65', 1500),
@@ -214,7 +235,7 @@ describe('golden desired state per model', () => {
         filter('blue', ['10.244.0.0/16']),
       ],
       h3: [
-        bridge('red', 1500, '0e:02:14:01:37:b4'),
+        bridge('red', 1500, NMAC.red),
         IP_FORWARD,
         address(BR.red, '10.245.0.65/26'),
         port(E, '10.245.0.66/26', '10.245.0.65', 1500),
@@ -279,8 +300,8 @@ describe('golden desired state per model', () => {
   it('overlay ipip/gre: shared NBMA tunnel per mode, onlink routes via remote underlay, MTU − 20 / − 24', () => {
     expectGolden('overlayIpipGre', {
       h1: [
-        bridge('red', 1476, '0e:02:14:01:37:b4'),
-        bridge('blue', 1480, '0e:00:e0:40:9c:96'),
+        bridge('red', 1476, NMAC.red),
+        bridge('blue', 1480, NMAC.blue),
         IP_FORWARD,
         tunnel('gre', H1_IP),
         tunnel('ipip', H1_IP),
@@ -295,7 +316,7 @@ describe('golden desired state per model', () => {
         filter('blue', ['10.244.0.0/16']),
       ],
       h2: [
-        bridge('blue', 1480, '0e:00:e0:40:9c:96'),
+        bridge('blue', 1480, NMAC.blue),
         IP_FORWARD,
         tunnel('ipip', H2_IP),
         address(BR.blue, '10.244.0.65/26'),
@@ -305,7 +326,7 @@ describe('golden desired state per model', () => {
         filter('blue', ['10.244.0.0/16']),
       ],
       h3: [
-        bridge('red', 1476, '0e:02:14:01:37:b4'),
+        bridge('red', 1476, NMAC.red),
         IP_FORWARD,
         tunnel('gre', H3_IP),
         address(BR.red, '10.245.0.65/26'),
@@ -368,10 +389,10 @@ describe('golden desired state per model', () => {
   it('router: distributed gateway with one MAC, router presence of the transport of peers, isolation filters; grey stays isolated', () => {
     expectGolden('router', {
       h1: [
-        bridge('red', 1500, '0e:0d:fb:9c:e3:9a'),
+        bridge('red', 1500, RMAC),
         bridge('grey', 1450),
-        bridge('green', 1500, '0e:0d:fb:9c:e3:9a'),
-        bridge('blue', 1450, '0e:0d:fb:9c:e3:9a'),
+        bridge('green', 1500, RMAC),
+        bridge('blue', 1450, RMAC),
         RP_FILTER_LOOSE,
         IP_FORWARD,
         vxlan(10001, H1_IP, BR.blue, 1450),
@@ -392,8 +413,8 @@ describe('golden desired state per model', () => {
         filter('blue', ['10.245.0.0/16', '10.30.0.0/24']),
       ],
       h2: [
-        bridge('green', 1500, '0e:0d:fb:9c:e3:9a'),
-        bridge('blue', 1450, '0e:0d:fb:9c:e3:9a'),
+        bridge('green', 1500, RMAC),
+        bridge('blue', 1450, RMAC),
         RP_FILTER_LOOSE,
         IP_FORWARD,
         vxlan(10001, H2_IP, BR.blue, 1450),
@@ -409,9 +430,9 @@ describe('golden desired state per model', () => {
         filter('blue', ['10.245.0.0/16', '10.30.0.0/24']),
       ],
       h3: [
-        bridge('red', 1500, '0e:0d:fb:9c:e3:9a'),
-        bridge('green', 1500, '0e:0d:fb:9c:e3:9a'),
-        bridge('blue', 1450, '0e:0d:fb:9c:e3:9a'),
+        bridge('red', 1500, RMAC),
+        bridge('green', 1500, RMAC),
+        bridge('blue', 1450, RMAC),
         RP_FILTER_LOOSE,
         IP_FORWARD,
         vxlan(10001, H3_IP, BR.blue, 1450),
