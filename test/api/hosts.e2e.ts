@@ -80,7 +80,9 @@ describe('hosts', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await t.get(`/hosts?limit=2${cursor ? `&cursor=${cursor}` : ''}`).expect(200);
+      const res: { body: any } = await t
+        .get(`/hosts?limit=2${cursor ? `&cursor=${cursor}` : ''}`)
+        .expect(200);
       expect(res.body.items.length).toBeLessThanOrEqual(2);
       names.push(...res.body.items.map((h: { name: string }) => h.name));
       cursor = res.body.nextCursor;

@@ -16,6 +16,7 @@ import { NetworksService } from './networks/networks.service.js';
 import { PoolsController } from './pools/pools.controller.js';
 import { PoolsService } from './pools/pools.service.js';
 import { RevisionLog } from './revisions/revision-log.js';
+import { DesiredStateService } from './desired-state/desired-state.service.js';
 import { RoutersController } from './routers/routers.controller.js';
 import { RoutersService } from './routers/routers.service.js';
 
@@ -45,6 +46,7 @@ export class AppModule {
         { provide: API_TOKENS, useValue: deps.tokens },
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
+        DesiredStateService,
         RevisionLog,
         PoolsService,
         HostsService,

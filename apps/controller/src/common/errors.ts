@@ -5,11 +5,11 @@ import {
   ConflictException,
   ExceptionFilter,
   HttpException,
-  HttpStatus,
   Logger,
   ValidationError,
 } from '@nestjs/common';
 import type { FastifyReply } from 'fastify';
+import { STATUS_CODES } from 'node:http';
 import { QueryFailedError } from 'typeorm';
 
 /** The one error body of the API: `{ statusCode, error, message, details? }`. */
@@ -110,14 +110,14 @@ export function toErrorBody(e: unknown): ErrorBody {
       const message = Array.isArray(body.message) ? body.message.join('; ') : String(body.message);
       return {
         statusCode: status,
-        error: body.error ?? HttpStatus[status] ?? 'Error',
+        error: body.error ?? STATUS_CODES[status] ?? 'Error',
         message,
         ...(body.details !== undefined ? { details: body.details } : {}),
       };
     }
     return {
       statusCode: status,
-      error: HttpStatus[status] ?? 'Error',
+      error: STATUS_CODES[status] ?? 'Error',
       message: typeof r === 'string' ? r : e.message,
     };
   }
@@ -153,7 +153,7 @@ export function toErrorBody(e: unknown): ErrorBody {
   ) {
     return {
       statusCode: fastify.statusCode,
-      error: HttpStatus[fastify.statusCode] ?? 'Error',
+      error: STATUS_CODES[fastify.statusCode] ?? 'Error',
       message: fastify.message ?? '',
     };
   }

@@ -3,12 +3,16 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { PageQuery } from '../common/pagination.js';
 import { CreateHostDto } from './host.dto.js';
 import { HostsService } from './hosts.service.js';
+import { DesiredStateService } from '../desired-state/desired-state.service.js';
 
 @ApiTags('hosts')
 @ApiBearerAuth()
 @Controller('hosts')
 export class HostsController {
-  constructor(private readonly hosts: HostsService) {}
+  constructor(
+    private readonly hosts: HostsService,
+    private readonly desired: DesiredStateService,
+  ) {}
 
   @Post()
   create(@Body() dto: CreateHostDto) {
@@ -23,6 +27,19 @@ export class HostsController {
   @Get(':idOrName')
   get(@Param('idOrName') idOrName: string) {
     return this.hosts.get(idOrName);
+  }
+
+  /** The host's full desired state at the latest revision, resources in apply order. */
+  @Get(':idOrName/desired-state')
+  async desiredState(@Param('idOrName') idOrName: string) {
+    const { host, revision, resources } = await this.desired.hostState(idOrName);
+    return {
+      host: host.name,
+      hostId: host.id,
+      revision,
+      hostRevision: host.desiredRevision,
+      resources,
+    };
   }
 
   @Delete(':idOrName')

@@ -54,7 +54,8 @@ export function hostView(e: HostEntity): HostView {
     },
     desiredRevision: e.desiredRevision,
     appliedRevision: e.appliedRevision,
-    inSync: e.appliedRevision >= e.desiredRevision,
+    // In sync once an agent has reported and has applied every revision that concerns it.
+    inSync: e.agentLastSeen !== null && e.appliedRevision >= e.desiredRevision,
     revision: e.revision,
     createdAt: e.createdAt.toISOString(),
   };
@@ -87,11 +88,7 @@ export class HostsService {
           revision: 0,
         }),
       );
-      tx.record(
-        { kind: 'host', op: 'upsert', host: toHost(saved) },
-        { table: 'hosts', id: saved.id },
-      );
-      tx.touchHosts(saved.id);
+      tx.record({ type: 'host.upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
       return saved.id;
     });
     return { ...(await this.get(result)), agentToken, revision };
@@ -128,7 +125,7 @@ export class HostsService {
           `host "${host.name}" still has ${instances} instance(s); delete or move them first`,
         );
       await tx.manager.delete(HostEntity, { id: host.id });
-      tx.record({ kind: 'host', op: 'delete', id: host.id });
+      tx.record({ type: 'host.delete', id: host.id });
       return { id: host.id, name: host.name };
     });
     return { ...result, deleted: true, revision };

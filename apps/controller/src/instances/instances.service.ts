@@ -58,10 +58,6 @@ function instanceView(r: InstanceRow): InstanceView {
   };
 }
 
-export function toInstance(e: InstanceEntity): Instance {
-  return { id: e.id, name: e.name, networkId: e.networkId, hostId: e.hostId, ip: e.ip, mac: e.mac };
-}
-
 @Injectable()
 export class InstancesService {
   constructor(
@@ -149,14 +145,11 @@ export class InstancesService {
       }
       tx.record(
         {
-          kind: 'instance',
-          op: 'upsert',
+          type: 'instance.upsert',
           instance: { id: row.id, name: dto.name, networkId: net.id, hostId: host.id, ip, mac },
         },
         { table: 'instances', id: row.id },
       );
-      tx.touchNetworks(net.id);
-      tx.touchHosts(host.id);
       return row.id;
     }
   }
@@ -221,11 +214,9 @@ export class InstancesService {
       if (current.hostId === host.id) return current.id;
       await tx.manager.update(InstanceEntity, { id: current.id }, { hostId: host.id });
       tx.record(
-        { kind: 'instance', op: 'upsert', instance: { ...toInstance(current), hostId: host.id } },
+        { type: 'instance.move', id: current.id, hostId: host.id },
         { table: 'instances', id: current.id },
       );
-      tx.touchNetworks(net.id);
-      tx.touchHosts(current.hostId, host.id);
       return current.id;
     });
     return { ...(await this.get(result)), revision };
@@ -244,10 +235,8 @@ export class InstancesService {
       );
       if (deleted.length === 0)
         throw new Conflict(`instance "${inst.name}" was deleted concurrently`);
-      tx.record({ kind: 'instance', op: 'delete', id: inst.id });
+      tx.record({ type: 'instance.delete', id: inst.id });
       await releaseBlockIfEmpty(tx, net, inst.hostId, inst.ip);
-      tx.touchNetworks(net.id);
-      tx.touchHosts(inst.hostId);
       return { id: inst.id, name: inst.name };
     });
     return { ...result, deleted: true, revision };

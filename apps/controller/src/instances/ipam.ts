@@ -126,7 +126,7 @@ async function claimBlock(
     b.networkId,
     b.hostId,
   ]);
-  tx.record({ kind: 'block', op: 'upsert', block: b });
+  tx.record({ type: 'block.upsert', block: b });
   return b;
 }
 
@@ -192,6 +192,5 @@ export async function releaseBlockIfEmpty(
      RETURNING cidr::text AS cidr`,
     [block, hostId],
   );
-  if (rows.length > 0)
-    tx.record({ kind: 'block', op: 'delete', block: { networkId: net.id, hostId, cidr: block } });
+  if (rows.length > 0) tx.record({ type: 'block.delete', cidr: block });
 }

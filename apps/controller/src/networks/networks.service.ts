@@ -81,7 +81,7 @@ export class NetworksService {
         }),
       );
       tx.record(
-        { kind: 'network', op: 'upsert', network: toNetwork(saved) },
+        { type: 'network.upsert', network: toNetwork(saved) },
         { table: 'networks', id: saved.id },
       );
       return saved.id;
@@ -124,7 +124,7 @@ export class NetworksService {
           `network "${n.name}" is attached to ${routers} router(s); detach it first`,
         );
       await tx.manager.delete(NetworkEntity, { id: n.id });
-      tx.record({ kind: 'network', op: 'delete', id: n.id });
+      tx.record({ type: 'network.delete', id: n.id });
       return { id: n.id, name: n.name };
     });
     return { ...result, deleted: true, revision };

@@ -1,30 +1,15 @@
-import type {
-  Host,
-  HostBlock,
-  Instance,
-  Network,
-  Router,
-} from '../../../../libs/model/src/index.js';
+import type { Change } from '../../../../libs/engine/src/index.js';
 
 /**
- * One committed change to the domain, as recorded in the revision log. Upserts carry the
- * whole object, so the log can be replayed (by the desired-state engine, or by another
- * controller replica) without reading the tables again.
+ * A committed change is the engine's own `Change`: upserts carry whole objects, so the
+ * revision log can be replayed by the engine (here, or in another controller replica)
+ * without reading the tables again.
  */
-export type Change =
-  | { readonly kind: 'host'; readonly op: 'upsert'; readonly host: Host }
-  | { readonly kind: 'host'; readonly op: 'delete'; readonly id: string }
-  | { readonly kind: 'network'; readonly op: 'upsert'; readonly network: Network }
-  | { readonly kind: 'network'; readonly op: 'delete'; readonly id: string }
-  | { readonly kind: 'instance'; readonly op: 'upsert'; readonly instance: Instance }
-  | { readonly kind: 'instance'; readonly op: 'delete'; readonly id: string }
-  | { readonly kind: 'block'; readonly op: 'upsert'; readonly block: HostBlock }
-  | { readonly kind: 'block'; readonly op: 'delete'; readonly block: HostBlock }
-  | { readonly kind: 'router'; readonly op: 'upsert'; readonly router: Router }
-  | { readonly kind: 'router'; readonly op: 'delete'; readonly id: string };
+export type { Change };
 
 export interface CommittedRevision {
   readonly revision: number;
+  /** Hosts whose desired state this revision changed. */
   readonly hosts: readonly string[];
   readonly changes: readonly Change[];
 }

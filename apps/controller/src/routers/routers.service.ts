@@ -110,7 +110,7 @@ export class RoutersService {
       ).map((x) => x.network_id);
       await this.setNetworks(tx, r.id, r.name, current, [], true);
       await tx.query('DELETE FROM routers WHERE id = $1', [r.id]);
-      tx.record({ kind: 'router', op: 'delete', id: r.id });
+      tx.record({ type: 'router.delete', id: r.id });
       return { id: r.id, name: r.name };
     });
     return { ...result, deleted: true, revision };
@@ -183,12 +183,10 @@ export class RoutersService {
       if (routable !== n.routable)
         await tx.query('UPDATE networks SET routable = $2 WHERE id = $1', [id, routable]);
     }
-    tx.touchNetworks(...before, ...after);
     if (!deleting)
       tx.record(
         {
-          kind: 'router',
-          op: 'upsert',
+          type: 'router.upsert',
           router: { id: routerId, name, networkIds: [...after].sort() },
         },
         { table: 'routers', id: routerId },
