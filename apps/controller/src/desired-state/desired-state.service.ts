@@ -1,137 +1,167 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Subject } from 'rxjs';
 import { DataSource, EntityManager } from 'typeorm';
 import {
   DesiredStateEngine,
-  inApplyOrder,
+  diff,
+  isEmptyDiff,
+  type DesiredState,
   type HostUpdate,
-  type Resource,
 } from '../../../../libs/engine/src/index.js';
-import { findByIdOrName } from '../common/lookup.js';
-import { HostEntity } from '../database/entities.js';
 import type { Change } from '../revisions/changes.js';
 import { loadChangesSince, loadTopology } from './topology.repository.js';
 
 /** A promise-chain mutex: one holder at a time, in arrival order. */
 class Mutex {
   private tail: Promise<void> = Promise.resolve();
-  async lock(): Promise<() => void> {
-    let release!: () => void;
-    const next = new Promise<void>((r) => (release = r));
+  async run<T>(fn: () => Promise<T> | T): Promise<T> {
     const prev = this.tail;
-    this.tail = prev.then(() => next);
+    let release!: () => void;
+    this.tail = new Promise<void>((r) => (release = r));
     await prev;
-    return release;
+    try {
+      return await fn();
+    } finally {
+      release();
+    }
   }
 }
 
-export interface Plan {
-  /** Hosts whose desired state changes, with their new state and ordered diff. */
-  readonly updates: ReadonlyMap<string, HostUpdate>;
+/** What one committed revision changed, per host. */
+export interface RevisionUpdate {
+  readonly revision: number;
+  /** Hosts whose desired state changed, with the new state and the ordered diff to it. */
+  readonly hosts: ReadonlyMap<string, HostUpdate>;
+}
+
+interface Pending extends RevisionUpdate {
+  readonly settled: Promise<boolean>;
+  readonly settle: (committed: boolean) => void;
 }
 
 /**
- * Holds the desired-state engine in memory, mirrored from PostgreSQL. Changes reach it
- * only through the revision log, in revision order: `plan()` runs under the revision lock
- * just before a commit (catching up first with revisions other replicas committed), so
- * the hosts a revision affects are the engine's exact answer.
+ * Holds the desired-state engine in memory, mirrored from PostgreSQL, and publishes what
+ * each committed revision changed (`updates$`, strictly in revision order) for fan-out.
  *
- * The engine takes a transaction's changes before that transaction commits. Commits are
- * serialised by the revision lock, so when the next planner runs, the previous planned
- * transaction has ended one way or the other: if its revision is not in the log, it
- * failed, and the engine is rebuilt from the database first. Within this process a mutex
- * keeps planners and readers from interleaving their awaits; it is never held while
- * waiting for a row lock, so it cannot deadlock with the database.
+ * Changes reach the engine only through the revision log. `plan()` runs under the
+ * revision lock just before a commit, so the hosts a revision affects are the engine's
+ * exact answer; the engine then holds the revision as *pending* until the log settles it:
+ * committed → published; failed → the engine is recomputed from the database. Anything
+ * that reads or plans waits for a pending revision to settle first, so no one ever sees
+ * a revision that did not commit. Revisions committed by other replicas are caught up
+ * from the log (on the next plan or read, or when a notification says so).
+ *
+ * A mutex serialises engine access within this process; it is never held while waiting
+ * for a row lock, so it cannot deadlock with the database.
  */
 @Injectable()
 export class DesiredStateService implements OnApplicationBootstrap {
   private readonly log = new Logger('desired-state');
-  private engine!: DesiredStateEngine;
-  /** The revision the engine reflects. */
+  private engine: DesiredStateEngine | undefined;
+  /** The last revision the engine holds (pending or committed). */
   private revision = 0;
-  /** A planned revision whose commit has not been seen yet. */
-  private pending: number | null = null;
+  private pending: Pending | null = null;
   private readonly mutex = new Mutex();
+  readonly updates$ = new Subject<RevisionUpdate>();
 
   constructor(private readonly ds: DataSource) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    await this.rebuild();
+    await this.mutex.run(() => this.rebuild());
   }
 
+  /** The latest committed revision this process has seen. */
   get currentRevision(): number {
-    return this.revision;
-  }
-
-  /** Full recompute from the database: at start, and after a failed commit. */
-  private async rebuild(): Promise<void> {
-    const started = performance.now();
-    const { topology, revision } = await loadTopology(this.ds.manager);
-    this.engine = new DesiredStateEngine(topology);
-    this.revision = revision;
-    this.pending = null;
-    this.log.log(
-      `desired state of ${topology.hosts.size} hosts at revision ${revision} computed in ${Math.round(performance.now() - started)} ms`,
-    );
-  }
-
-  /**
-   * Settles the previous planned revision, then applies revisions committed elsewhere
-   * (another replica) that the engine has not seen.
-   */
-  private async catchUp(m: EntityManager): Promise<void> {
-    if (this.pending !== null) {
-      const found = await m.query<unknown[]>('SELECT 1 FROM revisions WHERE revision = $1', [
-        this.pending,
-      ]);
-      if (found.length === 0) {
-        this.log.warn(`revision ${this.pending} did not commit: recomputing the desired state`);
-        await this.rebuild();
-      }
-      this.pending = null;
-    }
-    for (const { revision, changes } of await loadChangesSince(m, this.revision)) {
-      this.engine.apply(changes);
-      this.revision = revision;
-    }
-  }
-
-  /** Marks a planned revision as committed (called after the commit returned). */
-  committed(revision: number): void {
-    if (this.pending === revision) this.pending = null;
+    return this.pending ? this.pending.revision - 1 : this.revision;
   }
 
   /**
    * Called by the revision log under its lock, inside the committing transaction: brings
-   * the engine to `revision` with `changes` and returns what changed per host.
+   * the engine to `revision` with `changes` and returns what changed per host. The log
+   * must call `settle(revision, …)` once the transaction has ended.
    */
-  async plan(m: EntityManager, revision: number, changes: readonly Change[]): Promise<Plan> {
-    const release = await this.mutex.lock();
-    try {
+  plan(m: EntityManager, revision: number, changes: readonly Change[]): Promise<RevisionUpdate> {
+    return this.mutex.run(async () => {
+      await this.settlePending();
       await this.catchUp(m);
-      const update = this.engine.apply(changes);
+      const { hosts } = this.engine!.apply(changes);
+      let settle!: (ok: boolean) => void;
+      const settled = new Promise<boolean>((r) => (settle = r));
+      this.pending = { revision, hosts, settled, settle };
       this.revision = revision;
-      this.pending = revision;
-      return { updates: update.hosts };
-    } finally {
-      release();
+      return { revision, hosts };
+    });
+  }
+
+  /** The revision log's word on a planned revision: published if committed. */
+  settle(revision: number, committed: boolean): void {
+    if (this.pending?.revision !== revision) return;
+    this.pending.settle(committed);
+    void this.mutex.run(() => this.settlePending());
+  }
+
+  /**
+   * Runs `fn` with the engine at the latest committed revision, atomically with respect
+   * to `updates$`: no update is published while `fn` runs (its awaits included).
+   */
+  read<T>(
+    fn: (view: { revision: number; stateOf: (hostId: string) => DesiredState }) => T | Promise<T>,
+  ): Promise<T> {
+    return this.mutex.run(async () => {
+      await this.settlePending();
+      await this.catchUp(this.ds.manager);
+      const engine = this.engine!;
+      return fn({ revision: this.revision, stateOf: (id) => engine.stateOf(id) });
+    });
+  }
+
+  /** Catches up with revisions other replicas committed (on their notification). */
+  refresh(): Promise<void> {
+    return this.read(() => undefined);
+  }
+
+  private async settlePending(): Promise<void> {
+    const p = this.pending;
+    if (!p) return;
+    const committed = await p.settled;
+    if (this.pending !== p) return;
+    this.pending = null;
+    if (committed) this.updates$.next({ revision: p.revision, hosts: p.hosts });
+    else {
+      this.log.warn(`revision ${p.revision} did not commit: recomputing the desired state`);
+      await this.rebuild();
     }
   }
 
-  /** The current desired state of a host, in apply order, at the latest revision seen. */
-  async hostState(
-    idOrName: string,
-  ): Promise<{ host: HostEntity; revision: number; resources: Resource[] }> {
-    const host = await findByIdOrName(this.ds.manager, HostEntity, 'host', idOrName);
-    const release = await this.mutex.lock();
-    try {
-      await this.catchUp(this.ds.manager);
-      return {
-        host,
-        revision: this.revision,
-        resources: inApplyOrder(this.engine.stateOf(host.id)),
-      };
-    } finally {
-      release();
+  /** Applies and publishes revisions committed elsewhere that the engine has not seen. */
+  private async catchUp(m: EntityManager): Promise<void> {
+    for (const { revision, changes } of await loadChangesSince(m, this.revision)) {
+      const { hosts } = this.engine!.apply(changes);
+      this.revision = revision;
+      if (hosts.size > 0) this.updates$.next({ revision, hosts });
     }
+  }
+
+  /**
+   * Full recompute from the database: at start, and after a failed commit. What differs
+   * from the previous engine is published, so that no host misses a change.
+   */
+  private async rebuild(): Promise<void> {
+    const started = performance.now();
+    const { topology, revision } = await loadTopology(this.ds.manager);
+    const before = this.engine;
+    const engine = new DesiredStateEngine(topology);
+    this.engine = engine;
+    this.revision = revision;
+    this.log.log(
+      `desired state of ${topology.hosts.size} hosts at revision ${revision} computed in ${Math.round(performance.now() - started)} ms`,
+    );
+    if (!before) return;
+    const hosts = new Map<string, HostUpdate>();
+    for (const id of new Set([...before.hostIds(), ...engine.hostIds()])) {
+      const d = diff(before.stateOf(id), engine.stateOf(id));
+      if (!isEmptyDiff(d)) hosts.set(id, { state: engine.stateOf(id), diff: d });
+    }
+    if (hosts.size > 0) this.updates$.next({ revision, hosts });
   }
 }

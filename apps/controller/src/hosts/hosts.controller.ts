@@ -3,6 +3,7 @@ import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { PageQuery } from '../common/pagination.js';
 import { CreateHostDto } from './host.dto.js';
 import { HostsService } from './hosts.service.js';
+import { inApplyOrder } from '../../../../libs/engine/src/index.js';
 import { DesiredStateService } from '../desired-state/desired-state.service.js';
 
 @ApiTags('hosts')
@@ -32,14 +33,13 @@ export class HostsController {
   /** The host's full desired state at the latest revision, resources in apply order. */
   @Get(':idOrName/desired-state')
   async desiredState(@Param('idOrName') idOrName: string) {
-    const { host, revision, resources } = await this.desired.hostState(idOrName);
-    return {
+    const host = await this.hosts.get(idOrName);
+    return this.desired.read(({ revision, stateOf }) => ({
       host: host.name,
       hostId: host.id,
       revision,
-      hostRevision: host.desiredRevision,
-      resources,
-    };
+      resources: inApplyOrder(stateOf(host.id)),
+    }));
   }
 
   @Delete(':idOrName')

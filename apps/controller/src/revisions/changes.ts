@@ -6,10 +6,3 @@ import type { Change } from '../../../../libs/engine/src/index.js';
  * without reading the tables again.
  */
 export type { Change };
-
-export interface CommittedRevision {
-  readonly revision: number;
-  /** Hosts whose desired state this revision changed. */
-  readonly hosts: readonly string[];
-  readonly changes: readonly Change[];
-}

@@ -1,9 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { Subject } from 'rxjs';
 import { DataSource, EntityManager } from 'typeorm';
-import type { HostUpdate } from '../../../../libs/engine/src/index.js';
 import { DesiredStateService } from '../desired-state/desired-state.service.js';
-import type { Change, CommittedRevision } from './changes.js';
+import type { Change } from './changes.js';
 
 /** Held from revision allocation to commit, so revisions become visible in order, gap-free. */
 const REVISION_LOCK = 0x1a77_1ce1;
@@ -35,22 +33,17 @@ export class Tx {
   }
 }
 
-export interface Committed extends CommittedRevision {
-  /** Per affected host: its new desired state and the ordered diff to it. */
-  readonly updates: ReadonlyMap<string, HostUpdate>;
-}
-
 /**
  * The revision log: every committed change gets the next value of `revision_seq`, recorded
  * with the hosts whose desired state it changes. Mutations run concurrently; only the
  * tail — revision, engine planning, commit — is serialised (a transaction-scoped advisory
  * lock across replicas, a mutex within this process), which makes the log's order the
- * commit order. Committed revisions are announced on `committed$` for fan-out.
+ * commit order.
+ * What each revision changed per host is published by DesiredStateService.updates$.
  */
 @Injectable()
 export class RevisionLog {
   private readonly log = new Logger('revisions');
-  readonly committed$ = new Subject<Committed>();
 
   constructor(
     private readonly ds: DataSource,
@@ -77,34 +70,37 @@ export class RevisionLog {
   }
 
   private async attempt<T>(work: (tx: Tx) => Promise<T>): Promise<{ result: T; revision: number }> {
-    let committed: Committed | undefined;
-    const out = await this.ds.transaction(async (manager) => {
-      const tx = new Tx(manager);
-      const result = await work(tx);
-      if (tx.changes.length === 0) return { result, revision: this.desired.currentRevision };
-      await manager.query('SELECT pg_advisory_xact_lock($1)', [REVISION_LOCK]);
-      const [{ r }] = await manager.query<{ r: string }[]>(`SELECT nextval('revision_seq') AS r`);
-      const revision = Number(r);
-      const { updates } = await this.desired.plan(manager, revision, tx.changes);
-      const hosts = [...updates.keys()].sort();
-      await manager.query(
-        `WITH rev AS (INSERT INTO revisions (revision, hosts, changes) VALUES ($1, $2, $3))
+    let planned: number | undefined;
+    try {
+      const out = await this.ds.transaction(async (manager) => {
+        const tx = new Tx(manager);
+        const result = await work(tx);
+        if (tx.changes.length === 0) return { result, revision: this.desired.currentRevision };
+        await manager.query('SELECT pg_advisory_xact_lock($1)', [REVISION_LOCK]);
+        const [{ r }] = await manager.query<{ r: string }[]>(`SELECT nextval('revision_seq') AS r`);
+        const revision = Number(r);
+        planned = revision;
+        const { hosts: updates } = await this.desired.plan(manager, revision, tx.changes);
+        const hosts = [...updates.keys()].sort();
+        await manager.query(
+          `WITH rev AS (INSERT INTO revisions (revision, hosts, changes) VALUES ($1, $2, $3))
            UPDATE hosts SET desired_revision = $1 WHERE id = ANY($2)`,
-        [revision, hosts, JSON.stringify(tx.changes)],
-      );
-      for (const [table, ids] of tx.revised) {
-        await manager.query(`UPDATE ${table} SET revision = $1 WHERE id = ANY($2)`, [
-          revision,
-          [...ids],
-        ]);
-      }
-      committed = { revision, hosts, changes: tx.changes, updates };
-      return { result, revision };
-    });
-    if (committed) {
-      this.desired.committed(committed.revision);
-      this.committed$.next(committed);
+          [revision, hosts, JSON.stringify(tx.changes)],
+        );
+        for (const [table, ids] of tx.revised) {
+          await manager.query(`UPDATE ${table} SET revision = $1 WHERE id = ANY($2)`, [
+            revision,
+            [...ids],
+          ]);
+        }
+        await manager.query(`SELECT pg_notify('lattice_revisions', $1)`, [String(revision)]);
+        return { result, revision };
+      });
+      if (planned !== undefined) this.desired.settle(planned, true);
+      return out;
+    } catch (e) {
+      if (planned !== undefined) this.desired.settle(planned, false);
+      throw e;
     }
-    return out;
   }
 }
