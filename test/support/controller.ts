@@ -52,7 +52,12 @@ const unique = (p: string) => `${p}${process.pid % 1000}-${++seq}`;
  * `databaseUrl`/`dataDir` reuse those of an earlier controller (restart tests).
  */
 export async function startController(
-  opts: { databaseUrl?: string; dataDir?: string; env?: Record<string, string> } = {},
+  opts: {
+    databaseUrl?: string;
+    dataDir?: string;
+    env?: Record<string, string>;
+    port?: number;
+  } = {},
 ): Promise<TestController> {
   const databaseUrl = opts.databaseUrl ?? (await createTestDatabase());
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'lattice-ctl-'));
@@ -66,7 +71,7 @@ export async function startController(
     viewerToken: VIEWER_TOKEN,
   };
   const controller = await createController(config);
-  await controller.app.listen({ port: 0, host: '127.0.0.1' });
+  await controller.app.listen({ port: opts.port ?? 0, host: '127.0.0.1' });
   const url = (await controller.app.getUrl()).replace('[::1]', '127.0.0.1');
   const auth = (t: request.Test, token: string) =>
     token ? t.set('authorization', `Bearer ${token}`) : t;

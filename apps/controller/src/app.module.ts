@@ -1,6 +1,10 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_FILTER, APP_GUARD } from '@nestjs/core';
+import { APP_FILTER, APP_GUARD, APP_INTERCEPTOR } from '@nestjs/core';
 import { DataSource } from 'typeorm';
+import { AgentMetrics } from './agents/agent-metrics.js';
+import { AgentSessions } from './agents/agent-sessions.service.js';
+import { AgentGateway } from './agents/agent.gateway.js';
+import { WaitAppliedInterceptor } from './agents/wait-applied.interceptor.js';
 import { API_TOKENS, AuthGuard, type ApiTokens } from './auth/auth.guard.js';
 import { ApiExceptionFilter } from './common/errors.js';
 import { CONFIG, type Config } from './config/config.js';
@@ -46,6 +50,10 @@ export class AppModule {
         { provide: API_TOKENS, useValue: deps.tokens },
         { provide: APP_GUARD, useClass: AuthGuard },
         { provide: APP_FILTER, useClass: ApiExceptionFilter },
+        { provide: APP_INTERCEPTOR, useClass: WaitAppliedInterceptor },
+        AgentMetrics,
+        AgentSessions,
+        AgentGateway,
         DesiredStateService,
         RevisionLog,
         PoolsService,

@@ -2,6 +2,7 @@ import { Logger, ValidationPipe, type LogLevel } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { WsAdapter } from '@nestjs/platform-ws';
 import { DataSource } from 'typeorm';
 import { AppModule } from './app.module.js';
 import { loadAdminToken } from './auth/tokens.js';
@@ -61,6 +62,7 @@ export async function createController(config: Config): Promise<Controller> {
     new FastifyAdapter({ bodyLimit: config.bodyLimit }),
     { logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1), abortOnError: false },
   );
+  app.useWebSocketAdapter(new WsAdapter(app));
   app.setGlobalPrefix(API_PREFIX);
   app.useGlobalPipes(
     new ValidationPipe({

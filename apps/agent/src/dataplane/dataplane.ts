@@ -1,10 +1,9 @@
 import type { Diff, Resource } from '../../../../libs/engine/src/index.js';
 
-/** A resource the data plane could not apply (or found drifted), by key. */
-export interface ResourceError {
-  readonly key: string;
-  readonly message: string;
-}
+import type { ResourceError } from '../../../../libs/protocol/src/index.js';
+
+/** A resource the data plane could not apply, by key (the protocol's own shape). */
+export type { ResourceError };
 
 export interface DriftItem {
   readonly key: string;

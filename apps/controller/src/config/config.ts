@@ -22,6 +22,10 @@ export interface Config {
   /** Largest accepted request body, bytes. */
   readonly bodyLimit: number;
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /** An agent silent this long is disconnected (agents send a heartbeat every third of it). */
+  readonly agentTimeoutMs: number;
+  /** How long a new agent connection may take to say hello. */
+  readonly helloTimeoutMs: number;
 }
 
 export const VLAN_LIMITS: Range = { start: 1, end: 4094 };
@@ -77,6 +81,22 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     64 * 1024 * 1024,
     problems,
   );
+  const agentTimeoutMs = parseInteger(
+    'LATTICE_AGENT_TIMEOUT_MS',
+    env.LATTICE_AGENT_TIMEOUT_MS,
+    30_000,
+    100,
+    3_600_000,
+    problems,
+  );
+  const helloTimeoutMs = parseInteger(
+    'LATTICE_HELLO_TIMEOUT_MS',
+    env.LATTICE_HELLO_TIMEOUT_MS,
+    5_000,
+    100,
+    600_000,
+    problems,
+  );
   const vlanPool = parseRange('LATTICE_VLAN_POOL', env.LATTICE_VLAN_POOL, VLAN_LIMITS, problems);
   const vniPool = parseRange('LATTICE_VNI_POOL', env.LATTICE_VNI_POOL, VNI_LIMITS, problems);
   for (const name of ['LATTICE_ADMIN_TOKEN', 'LATTICE_VIEWER_TOKEN'] as const) {
@@ -103,5 +123,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     vniPool,
     bodyLimit,
     logLevel,
+    agentTimeoutMs,
+    helloTimeoutMs,
   };
 }

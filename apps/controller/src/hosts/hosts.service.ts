@@ -7,6 +7,7 @@ import { decodeCursor, PageQuery, toPage, type Page } from '../common/pagination
 import { HostEntity, InstanceEntity } from '../database/entities.js';
 import { hashToken, newToken } from '../auth/tokens.js';
 import { RevisionLog } from '../revisions/revision-log.js';
+import { AgentSessions } from '../agents/agent-sessions.service.js';
 import type { CreateHostDto } from './host.dto.js';
 
 export interface HostView {
@@ -41,7 +42,19 @@ export function toHost(e: HostEntity): Host {
   };
 }
 
-export function hostView(e: HostEntity): HostView {
+/** Live status of an agent connected to this controller, when there is one. */
+export type LiveAgent = { lastSeen: Date; version: string; applied: number } | undefined;
+
+export function hostView(stored: HostEntity, live?: LiveAgent): HostView {
+  const e: HostEntity = live
+    ? {
+        ...stored,
+        agentConnected: true,
+        agentLastSeen: live.lastSeen,
+        agentVersion: live.version,
+        appliedRevision: live.applied,
+      }
+    : stored;
   return {
     ...toHost(e),
     labels: { ...e.labels },
@@ -66,7 +79,10 @@ export class HostsService {
   constructor(
     private readonly ds: DataSource,
     private readonly revisions: RevisionLog,
+    private readonly agents: AgentSessions,
   ) {}
+
+  private view = (e: HostEntity): HostView => hostView(e, this.agents.live(e.id));
 
   /** Registers a host. The agent token is returned here once; only its hash is kept. */
   async create(dto: CreateHostDto) {
@@ -95,7 +111,7 @@ export class HostsService {
   }
 
   async get(idOrName: string): Promise<HostView> {
-    return hostView(await findByIdOrName(this.ds.manager, HostEntity, 'host', idOrName));
+    return this.view(await findByIdOrName(this.ds.manager, HostEntity, 'host', idOrName));
   }
 
   async list(q: PageQuery): Promise<Page<HostView>> {
@@ -106,7 +122,7 @@ export class HostsService {
       .orderBy('h.name')
       .limit(limit + 1);
     if (after !== null) qb.where('h.name > :after', { after });
-    return toPage(await qb.getMany(), limit, hostView);
+    return toPage(await qb.getMany(), limit, this.view);
   }
 
   /** 409 while instances still live on the host. */

@@ -11,6 +11,7 @@ import { findByIdOrName, isUuid } from '../common/lookup.js';
 import { decodeCursor, toPage, type Page } from '../common/pagination.js';
 import { HostEntity, InstanceEntity, NetworkEntity } from '../database/entities.js';
 import { RevisionLog, type Tx } from '../revisions/revision-log.js';
+import { AgentSessions } from '../agents/agent-sessions.service.js';
 import type { CreateInstanceDto, InstanceListQuery } from './instance.dto.js';
 import { allocateIp, releaseBlockIfEmpty } from './ipam.js';
 
@@ -42,7 +43,7 @@ const SELECT_VIEW = `
          n.name AS network, h.name AS host, h.applied_revision
     FROM instances i JOIN networks n ON n.id = i.network_id JOIN hosts h ON h.id = i.host_id`;
 
-function instanceView(r: InstanceRow): InstanceView {
+function instanceView(r: InstanceRow, liveApplied?: number): InstanceView {
   return {
     id: r.id,
     name: r.name,
@@ -52,7 +53,7 @@ function instanceView(r: InstanceRow): InstanceView {
     host: r.host,
     ip: r.ip,
     mac: r.mac,
-    state: Number(r.applied_revision) >= Number(r.revision) ? 'active' : 'pending',
+    state: (liveApplied ?? Number(r.applied_revision)) >= Number(r.revision) ? 'active' : 'pending',
     revision: Number(r.revision),
     createdAt: r.created_at.toISOString(),
   };
@@ -63,7 +64,11 @@ export class InstancesService {
   constructor(
     private readonly ds: DataSource,
     private readonly revisions: RevisionLog,
+    private readonly agents: AgentSessions,
   ) {}
+
+  private view = (r: InstanceRow): InstanceView =>
+    instanceView(r, this.agents.live(r.host_id)?.applied);
 
   async create(dto: CreateInstanceDto) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
@@ -114,7 +119,7 @@ export class InstancesService {
       `${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`,
       [result],
     );
-    return { items: rows.map(instanceView), revision };
+    return { items: rows.map(this.view), revision };
   }
 
   private async createOne(
@@ -160,7 +165,7 @@ export class InstancesService {
       [idOrName],
     );
     if (!row) throw new NotFoundException(`instance "${idOrName}" not found`);
-    return instanceView(row);
+    return this.view(row);
   }
 
   async list(q: InstanceListQuery): Promise<Page<InstanceView>> {
@@ -187,7 +192,7 @@ export class InstancesService {
       `${SELECT_VIEW} ${where.length ? 'WHERE ' + where.join(' AND ') : ''} ORDER BY i.name LIMIT $${params.length}`,
       params,
     );
-    return toPage(rows, limit, instanceView);
+    return toPage(rows, limit, this.view);
   }
 
   /**

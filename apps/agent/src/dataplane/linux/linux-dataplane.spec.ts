@@ -1,0 +1,293 @@
+/**
+ * The linux data plane against a real kernel: a throw-away host namespace `ltt-<random>`
+ * (never connected to a real interface), instance namespaces behind it, real pings.
+ * Skipped with a message where namespaces cannot be created (no CAP_NET_ADMIN); the nft
+ * and BIRD parts are skipped when those binaries are missing.
+ */
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import { execFileSync, spawnSync } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { diff } from '../../../../../libs/engine/src/diff.js';
+import { resource, type Resource } from '../../../../../libs/engine/src/resources.js';
+import { LinuxDataplane } from './linux-dataplane.js';
+
+const suffix = randomBytes(3).toString('hex');
+const HOST = `ltt-${suffix}`;
+const INST_PREFIX = `ltt-${suffix}-i`;
+
+function sh(argv: string[]): { code: number; out: string } {
+  const r = spawnSync(argv[0], argv.slice(1), { encoding: 'utf8' });
+  return { code: r.status ?? 1, out: `${r.stdout ?? ''}${r.stderr ?? ''}` };
+}
+const has = (bin: string) => sh(['sh', '-c', `command -v ${bin}`]).code === 0;
+
+const canNetns = (() => {
+  const probe = `ltt-${suffix}-probe`;
+  const ok = sh(['ip', 'netns', 'add', probe]).code === 0;
+  if (ok) sh(['ip', 'netns', 'del', probe]);
+  return ok;
+})();
+if (!canNetns) {
+  console.warn('linux-dataplane.spec: `ip netns add` fails (no CAP_NET_ADMIN?): skipped');
+}
+const HAS_PING = has('ping');
+const HAS_NFT = has('nft');
+const HAS_BIRD = has('bird') && has('birdc');
+for (const [ok, what] of [
+  [HAS_PING, 'ping (iputils-ping)'],
+  [HAS_NFT, 'nft (nftables)'],
+  [HAS_BIRD, 'bird/birdc (bird2)'],
+] as const) {
+  if (canNetns && !ok)
+    console.warn(`linux-dataplane.spec: ${what} not installed: its checks are skipped`);
+}
+
+const d = canNetns ? describe : describe.skip;
+
+const BR = 'ltbr-t1';
+const VX = 'ltvx4242';
+const VETH1 = 'ltv00000000001';
+const VETH2 = 'ltv00000000002';
+const UNDERLAY = 'ul0'; // not owned: the agent must never touch it
+
+const port = (veth: string, name: string, n: number) =>
+  resource('port', {
+    instance: `i${n}`,
+    name,
+    network: 'net1',
+    bridge: BR,
+    veth,
+    mac: `02:00:00:00:00:1${n}`,
+    address: `10.50.0.1${n}/24`,
+    gateway: '10.50.0.1',
+    mtu: 1450,
+    flags: null,
+  });
+
+const base: Resource[] = [
+  resource('sysctl', { name: 'net.ipv4.ip_forward', value: '1' }),
+  resource('bridge', { name: BR, network: 'net1', mtu: 1450, mac: '0e:00:00:00:00:01' }),
+  resource('vxlan', {
+    name: VX,
+    vni: 4242,
+    local: '192.0.2.1',
+    dstport: 4789,
+    dev: UNDERLAY,
+    learning: false,
+    proxy: false,
+    master: BR,
+    mtu: 1450,
+    flags: null,
+  }),
+  port(VETH1, 'web1', 1),
+  port(VETH2, 'web2', 2),
+  resource('address', { dev: BR, address: '10.50.0.1/24' }),
+  resource('fdb', { dev: VX, mac: '00:00:00:00:00:00', dst: '192.0.2.2', master: false }),
+  resource('fdb', { dev: VX, mac: '02:00:00:00:00:21', dst: '192.0.2.2', master: false }),
+  resource('fdb', { dev: VETH1, mac: '02:00:00:00:00:11', dst: null, master: true }),
+  resource('neigh', { dev: BR, ip: '10.50.0.21', lladdr: '02:00:00:00:00:21' }),
+  resource('route', { dst: '10.60.0.0/24', via: '192.0.2.2', dev: null, onlink: false }),
+  ...(HAS_NFT
+    ? [resource('filter', { network: 'net1', bridge: BR, accept: ['10.60.0.0/24'] })]
+    : []),
+];
+const stateOf = (rs: readonly Resource[]) => new Map(rs.map((r) => [r.key, r]));
+
+d('LinuxDataplane on a real kernel', () => {
+  let stateDir: string;
+  let dp: LinuxDataplane;
+
+  beforeAll(() => {
+    stateDir = mkdtempSync(join(tmpdir(), 'ltt-dp-'));
+    execFileSync('ip', ['netns', 'add', HOST]);
+    // The underlay: a veth pair inside the host namespace only.
+    execFileSync('ip', [
+      '-n',
+      HOST,
+      'link',
+      'add',
+      UNDERLAY,
+      'type',
+      'veth',
+      'peer',
+      'name',
+      'ul1',
+    ]);
+    execFileSync('ip', ['-n', HOST, 'addr', 'add', '192.0.2.1/24', 'dev', UNDERLAY]);
+    execFileSync('ip', ['-n', HOST, 'link', 'set', UNDERLAY, 'up']);
+    execFileSync('ip', ['-n', HOST, 'link', 'set', 'ul1', 'up']);
+    dp = new LinuxDataplane({
+      netns: HOST,
+      instanceNetnsPrefix: INST_PREFIX,
+      uplink: UNDERLAY,
+      stateDir,
+    });
+  });
+
+  afterAll(async () => {
+    await dp?.close();
+    const pid = (() => {
+      try {
+        return Number(readFileSync(join(stateDir, 'bird.pid'), 'utf8').trim());
+      } catch {
+        return 0;
+      }
+    })();
+    if (pid > 0) {
+      try {
+        process.kill(pid);
+      } catch {
+        /* already gone */
+      }
+    }
+    const list = sh(['ip', '-j', 'netns', 'list']).out.trim();
+    const names = list ? (JSON.parse(list) as { name: string }[]).map((n) => n.name) : [];
+    for (const n of names)
+      if (n === HOST || n.startsWith(`${HOST}-`)) sh(['ip', 'netns', 'del', n]);
+    rmSync(stateDir, { recursive: true, force: true });
+  });
+
+  const inHost = (...args: string[]) => sh(['ip', '-n', HOST, ...args]);
+  const ping = (ns: string, ip: string) =>
+    sh(['ip', 'netns', 'exec', ns, 'ping', '-c1', '-W1', ip]).code === 0;
+
+  it('applies a realistic desired state; instances on one bridge reach each other', async () => {
+    const errors = await dp.apply(diff(new Map(), stateOf(base)));
+    expect(errors).toEqual([]);
+    expect(inHost('link', 'show', VX).out).toContain(`master ${BR}`);
+    expect(
+      sh(['ip', 'netns', 'exec', HOST, 'sysctl', '-n', 'net.ipv4.ip_forward']).out.trim(),
+    ).toBe('1');
+    expect(sh(['bridge', '-n', HOST, 'fdb', 'show', 'dev', VX]).out).toContain(
+      '02:00:00:00:00:21 dst 192.0.2.2',
+    );
+    expect(inHost('route', 'show', '10.60.0.0/24').out).toContain('via 192.0.2.2');
+    if (HAS_PING) {
+      expect(ping(`${INST_PREFIX}-web1`, '10.50.0.12')).toBe(true);
+      expect(ping(`${INST_PREFIX}-web2`, '10.50.0.1')).toBe(true);
+    }
+    expect(await dp.checkDrift(stateOf(base))).toEqual([]);
+  });
+
+  it('applying the same diff twice is harmless', async () => {
+    const again = diff(new Map(), stateOf(base));
+    expect(await dp.apply(again)).toEqual([]);
+    expect(await dp.checkDrift(stateOf(base))).toEqual([]);
+    if (HAS_PING) expect(ping(`${INST_PREFIX}-web1`, '10.50.0.12')).toBe(true);
+  });
+
+  it('attributes failures to their resources and applies the rest', async () => {
+    const extra = [
+      resource('address', { dev: BR, address: '10.50.1.1/24' }),
+      // Unreachable gateway: the kernel refuses this line of the batch.
+      resource('route', { dst: '10.70.0.0/24', via: '10.99.0.1', dev: null, onlink: false }),
+      // Device missing: refused before the batch.
+      resource('fdb', { dev: 'ltvx9', mac: '02:00:00:00:00:99', dst: '192.0.2.9', master: false }),
+      resource('neigh', { dev: BR, ip: '10.50.1.9', lladdr: 'not-a-mac' }),
+      resource('neigh', { dev: BR, ip: '10.50.1.8', lladdr: '02:00:00:00:00:88' }),
+      // A malformed gateway makes iproute2 exit mid-batch even with -force: the lines
+      // after it must still be applied (retried one resource at a time).
+      resource('route', { dst: '10.71.0.0/24', via: 'bogus', dev: null, onlink: false }),
+      resource('route', { dst: '10.72.0.0/24', via: '192.0.2.2', dev: null, onlink: false }),
+    ];
+    const errors = await dp.apply(diff(stateOf(base), stateOf([...base, ...extra])));
+    expect(errors.map((e) => e.key).sort()).toEqual([
+      'fdb:ltvx9:02:00:00:00:00:99',
+      'neigh:ltbr-t1:10.50.1.9',
+      'route:10.70.0.0/24',
+      'route:10.71.0.0/24',
+    ]);
+    expect(inHost('route', 'show', '10.72.0.0/24').out).toContain('via 192.0.2.2');
+    expect(inHost('addr', 'show', 'dev', BR).out).toContain('10.50.1.1/24');
+    expect(inHost('neigh', 'show', '10.50.1.8', 'dev', BR).out).toContain('02:00:00:00:00:88');
+    expect(await dp.apply(diff(stateOf([...base, ...extra]), stateOf(base)))).toEqual([]);
+    expect(inHost('addr', 'show', 'dev', BR).out).not.toContain('10.50.1.1/24');
+  });
+
+  it('reports and repairs a deleted FDB entry and route', async () => {
+    sh(['bridge', '-n', HOST, 'fdb', 'del', '02:00:00:00:00:21', 'dev', VX, 'dst', '192.0.2.2']);
+    inHost('route', 'del', '10.60.0.0/24');
+    const drift = await dp.checkDrift(stateOf(base));
+    expect(drift.map((x) => [x.key, x.repaired]).sort()).toEqual([
+      [`fdb:${VX}:02:00:00:00:00:21`, true],
+      ['route:10.60.0.0/24', true],
+    ]);
+    expect(await dp.checkDrift(stateOf(base))).toEqual([]);
+  });
+
+  it('does not remove stale owned objects before the first complete sync', async () => {
+    inHost('link', 'add', 'ltbr-zz', 'type', 'bridge');
+    inHost('link', 'add', 'foo0', 'type', 'bridge'); // not owned
+    const drift = await dp.checkDrift(stateOf(base));
+    expect(drift).toEqual([
+      { key: 'bridge:ltbr-zz', message: 'stale bridge ltbr-zz', repaired: false },
+    ]);
+    expect(inHost('link', 'show', 'ltbr-zz').code).toBe(0);
+  });
+
+  it('sync with a smaller set removes the stale owned objects only', async () => {
+    const smaller = base.filter(
+      (r) => r.key !== `port:${VETH2}` && r.kind !== 'route' && r.kind !== 'neigh',
+    );
+    expect(await dp.sync(smaller)).toEqual([]);
+    expect(inHost('link', 'show', 'ltbr-zz').code).not.toBe(0);
+    expect(inHost('link', 'show', VETH2).code).not.toBe(0);
+    expect(inHost('link', 'show', 'foo0').code).toBe(0);
+    expect(inHost('route', 'show', '10.60.0.0/24').out.trim()).toBe('');
+    expect(inHost('neigh', 'show', '10.50.0.21', 'dev', BR).out.trim()).toBe('');
+    expect(sh(['ip', 'netns', 'list']).out).not.toContain(`${INST_PREFIX}-web2`);
+    expect(await dp.checkDrift(stateOf(smaller))).toEqual([]);
+    if (HAS_PING) expect(ping(`${INST_PREFIX}-web1`, '10.50.0.1')).toBe(true);
+  });
+
+  (HAS_NFT ? it : it.skip)(
+    'keeps the nftables table and repairs it when changed by hand',
+    async () => {
+      const desired = base.filter((r) => r.key !== `port:${VETH2}`);
+      await dp.sync(desired);
+      const list = sh(['ip', 'netns', 'exec', HOST, 'nft', 'list', 'table', 'inet', 'lattice']).out;
+      expect(list).toContain(`iifname "${BR}" drop`);
+      sh(['ip', 'netns', 'exec', HOST, 'nft', 'flush', 'chain', 'inet', 'lattice', 'forward']);
+      const drift = await dp.checkDrift(stateOf(desired));
+      expect(drift).toEqual([
+        {
+          key: `filter:${BR}`,
+          message: 'table inet lattice changed in the kernel',
+          repaired: true,
+        },
+      ]);
+      expect(await dp.checkDrift(stateOf(desired))).toEqual([]);
+    },
+  );
+
+  (HAS_BIRD ? it : it.skip)('starts, reconfigures and stops BIRD', async () => {
+    const bgp = (announce: string[]) =>
+      resource('bgp', {
+        asn: 64512,
+        routerId: '192.0.2.1',
+        routeReflector: true,
+        announce,
+        interfaces: [BR],
+        peers: [{ address: '192.0.2.2', asn: 64512, rrClient: true }],
+      });
+    const s1 = stateOf([...base.filter((r) => r.key !== `port:${VETH2}`), bgp(['10.50.0.0/24'])]);
+    const s0 = stateOf(base.filter((r) => r.key !== `port:${VETH2}`));
+    expect(await dp.apply(diff(s0, s1))).toEqual([]);
+    const birdc = (...a: string[]) =>
+      sh(['ip', 'netns', 'exec', HOST, 'birdc', '-s', join(stateDir, 'bird.ctl'), ...a]);
+    expect(birdc('show', 'protocols').out).toContain('peer_192_0_2_2');
+    const s2 = stateOf([...s0.values(), bgp(['10.50.0.0/25'])]);
+    expect(await dp.apply(diff(s1, s2))).toEqual([]);
+    expect(readFileSync(join(stateDir, 'bird.conf'), 'utf8')).toContain('10.50.0.0/25');
+    expect(await dp.checkDrift(s2)).toEqual([]);
+    expect(await dp.apply(diff(s2, s0))).toEqual([]);
+    // `birdc down` returns before the daemon has exited.
+    for (let i = 0; i < 50 && birdc('show', 'status').code === 0; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(birdc('show', 'status').code).not.toBe(0);
+  });
+});

@@ -1,0 +1,356 @@
+/**
+ * Pure rendering of desired-state resources into Linux commands: `ip -batch` and
+ * `bridge -batch` lines, sysctl writes, the nftables table and the BIRD 2 configuration.
+ *
+ * Nothing here spawns a process or reads the kernel. What rendering needs to know about
+ * the kernel (which devices and namespaces exist right now) comes in a `RenderContext`,
+ * read back by the caller just before, so that every rendered line is idempotent: devices
+ * are only `add`ed when absent, everything else uses `replace` forms, and deletes of absent
+ * objects are skipped or tolerated (see `isAbsentError`).
+ */
+import { OWNER_PREFIX } from '../../../../../libs/engine/src/names.js';
+import type { UpsertOp } from '../../../../../libs/engine/src/diff.js';
+import type {
+  BgpSpec,
+  FdbSpec,
+  FilterSpec,
+  PortFlags,
+  Resource,
+  ResourceOf,
+} from '../../../../../libs/engine/src/resources.js';
+import { renderPortDelete, renderPortUpsert } from './ports.js';
+
+/**
+ * Where a line runs. Stages run in a fixed order (`UPSERT_STAGES`, `DELETE_STAGES`), each
+ * as one batch, so a resource's own lines must respect that order too — they do, because
+ * every resource needs namespaces before links, links before bridge port flags and FDB
+ * entries, and the instance side of a port last.
+ * - `netns`: the global `ip -batch` (no `-n`): `netns add|del`, `netns exec <inst> sysctl`.
+ * - `sysctl`: `sysctl -w <line>` in the host namespace (no `-n` for sysctls).
+ * - `ip` / `bridge`: the host namespace's `ip -batch` / `bridge -batch`.
+ * - `instance`: `ip -n <ns> -batch` inside an instance namespace (`Step.ns`).
+ */
+export type Stage = 'netns' | 'sysctl' | 'ip' | 'bridge' | 'instance';
+
+export const UPSERT_STAGES: readonly Stage[] = ['netns', 'sysctl', 'ip', 'bridge', 'instance'];
+/** Dependents first: FDB entries, then links and routes, then the namespaces behind ports. */
+export const DELETE_STAGES: readonly Stage[] = ['bridge', 'instance', 'ip', 'netns', 'sysctl'];
+
+export interface Step {
+  readonly stage: Stage;
+  readonly line: string;
+  /** The instance namespace, for `instance` steps. */
+  readonly ns?: string;
+  /** Best effort: a failure of this line is not an error of its resource. */
+  readonly optional?: boolean;
+}
+
+/** What rendering needs to know about the kernel, read back just before rendering. */
+export interface RenderContext {
+  /** Prefix of instance namespaces: `<prefix>-<port name>`. */
+  readonly instanceNetnsPrefix: string;
+  /** Devices that exist in the host namespace. */
+  readonly links: ReadonlySet<string>;
+  /** Named network namespaces that exist (`ip netns list`). */
+  readonly namespaces: ReadonlySet<string>;
+}
+
+/**
+ * Routes the agent installs carry this protocol number: it is how stale routes are
+ * recognised as ours (the ownership prefix cannot be put on a route). 76 (`L`) is unused
+ * in iproute2's rt_protos (Calico's felix uses 80, BIRD 12).
+ */
+export const ROUTE_PROTOCOL = 76;
+
+export const ZERO_MAC = '00:00:00:00:00:00';
+
+/** Bridge port defaults: what a `null` PortFlags means (replace semantics, not "leave"). */
+export const DEFAULT_PORT_FLAGS: PortFlags = {
+  learning: true,
+  flood: true,
+  mcastFlood: true,
+  bcastFlood: true,
+  neighSuppress: false,
+};
+
+/** Kernel objects named with the ownership prefix are the agent's to remove. */
+export function isOwned(name: string): boolean {
+  return name.startsWith(OWNER_PREFIX);
+}
+
+const onOff = (b: boolean) => (b ? 'on' : 'off');
+
+/** `bridge link set` line for a port's flags (null → the bridge defaults). */
+export function portFlagsLine(dev: string, flags: PortFlags | null): string {
+  const f = flags ?? DEFAULT_PORT_FLAGS;
+  return (
+    `link set dev ${dev} learning ${onOff(f.learning)} flood ${onOff(f.flood)} ` +
+    `mcast_flood ${onOff(f.mcastFlood)} bcast_flood ${onOff(f.bcastFlood)} ` +
+    `neigh_suppress ${onOff(f.neighSuppress)}`
+  );
+}
+
+const ip = (line: string): Step => ({ stage: 'ip', line });
+const br = (line: string): Step => ({ stage: 'bridge', line });
+
+/**
+ * A device is (re)created when it is absent, or deleted first when the upsert says the
+ * kernel cannot change it in place.
+ */
+function deviceLifecycle(name: string, op: UpsertOp, ctx: RenderContext) {
+  const exists = ctx.links.has(name);
+  const del = op === 'replace' && exists ? [ip(`link del ${name}`)] : [];
+  return { del, create: !exists || op === 'replace' };
+}
+
+/**
+ * The lines that make the kernel hold `r` (`op` from the diff; `create` for a resource that
+ * is simply missing). `filter` and `bgp` render to whole files, not lines: see
+ * `renderNftables` and `renderBirdConfig`.
+ */
+export function renderUpsert(r: Resource, op: UpsertOp, ctx: RenderContext): Step[] {
+  switch (r.kind) {
+    case 'sysctl':
+      return [{ stage: 'sysctl', line: `${r.spec.name}=${r.spec.value}` }];
+    case 'bridge': {
+      const s = r.spec;
+      const { del, create } = deviceLifecycle(s.name, op, ctx);
+      const mac = s.mac ? ` address ${s.mac}` : '';
+      return [
+        ...del,
+        ...(create ? [ip(`link add ${s.name} type bridge`)] : []),
+        ip(`link set ${s.name}${mac} mtu ${s.mtu} up`),
+      ];
+    }
+    case 'uplink': {
+      const s = r.spec;
+      // The lab pre-wires `<parent>.<vid>` as a veth (no 802.1Q in its kernel): an existing
+      // device of that name is used as is, never recreated, unless the agent owns it.
+      const exists = ctx.links.has(s.name);
+      const recreate = op === 'replace' && exists && isOwned(s.name);
+      return [
+        ...(recreate ? [ip(`link del ${s.name}`)] : []),
+        ...(!exists || recreate
+          ? [ip(`link add link ${s.parent} name ${s.name} type vlan id ${s.vlanId}`)]
+          : []),
+        ip(`link set ${s.name} master ${s.master} up`),
+        br(portFlagsLine(s.name, s.flags)),
+      ];
+    }
+    case 'vxlan': {
+      const s = r.spec;
+      const { del, create } = deviceLifecycle(s.name, op, ctx);
+      const add =
+        `link add ${s.name} type vxlan id ${s.vni} local ${s.local} dstport ${s.dstport} ` +
+        `dev ${s.dev} ${s.learning ? 'learning' : 'nolearning'}${s.proxy ? ' proxy' : ''}`;
+      return [
+        ...del,
+        ...(create ? [ip(add)] : []),
+        ip(`link set ${s.name} master ${s.master} mtu ${s.mtu} up`),
+        br(portFlagsLine(s.name, s.flags)),
+      ];
+    }
+    case 'tunnel': {
+      const s = r.spec;
+      const { del, create } = deviceLifecycle(s.name, op, ctx);
+      return [
+        ...del,
+        ...(create ? [ip(`link add ${s.name} type ${s.mode} local ${s.local} dev ${s.dev}`)] : []),
+        ip(`link set ${s.name} up`),
+      ];
+    }
+    case 'port':
+      return renderPortUpsert(r.spec, op, ctx);
+    case 'address':
+      return [ip(`addr replace ${r.spec.address} dev ${r.spec.dev}${nodad(r.spec.address)}`)];
+    case 'route': {
+      const s = r.spec;
+      const dev = s.dev ? ` dev ${s.dev}` : '';
+      return [
+        ip(
+          `route replace ${s.dst} via ${s.via}${dev}${s.onlink ? ' onlink' : ''} proto ${ROUTE_PROTOCOL}`,
+        ),
+      ];
+    }
+    case 'neigh':
+      return [
+        ip(`neigh replace ${r.spec.ip} lladdr ${r.spec.lladdr} dev ${r.spec.dev} nud permanent`),
+      ];
+    case 'fdb':
+      return fdbUpsert(r.spec);
+    case 'filter':
+    case 'bgp':
+      return [];
+  }
+}
+
+/** IPv6 addresses would stay tentative for 1–2 s (DAD): the agent's own are known unique. */
+function nodad(address: string): string {
+  return address.includes(':') ? ' nodad' : '';
+}
+
+function fdbUpsert(s: FdbSpec): Step[] {
+  const steps: Step[] = [];
+  if (s.master) steps.push(br(`fdb replace ${s.mac} dev ${s.dev} master static`));
+  if (s.dst !== null) {
+    // Flood-list entries share the all-zero MAC: `replace` would overwrite the one remote
+    // of the entry, `append` adds a remote (and is a no-op when that remote is present).
+    const verb = s.mac === ZERO_MAC ? 'append' : 'replace';
+    steps.push(br(`fdb ${verb} ${s.mac} dev ${s.dev} dst ${s.dst}`));
+  }
+  return steps;
+}
+
+/**
+ * The lines that remove `r` from the kernel. Deleting what is already absent is harmless:
+ * devices are only deleted when present, and the executor tolerates "not found" answers
+ * of the other delete lines.
+ */
+export function renderDelete(r: Resource, ctx: RenderContext): Step[] {
+  switch (r.kind) {
+    // A sysctl has no "absent" state and its previous value is unknown: it is left as is
+    // (turning ip_forward off under other workloads of the host would be worse).
+    case 'sysctl':
+      return [];
+    case 'bridge':
+    case 'vxlan':
+    case 'tunnel':
+      return ctx.links.has(r.spec.name) ? [ip(`link del ${r.spec.name}`)] : [];
+    case 'uplink': {
+      const s = r.spec;
+      if (!ctx.links.has(s.name)) return [];
+      // A pre-wired `<parent>.<vid>` is not ours to delete: only unplug it from the bridge.
+      return [ip(isOwned(s.name) ? `link del ${s.name}` : `link set ${s.name} nomaster`)];
+    }
+    case 'port':
+      return renderPortDelete(r.spec, ctx);
+    case 'address':
+      return [ip(`addr del ${r.spec.address} dev ${r.spec.dev}`)];
+    case 'route':
+      // Only our route: a route to the same destination from someone else stays.
+      return [ip(`route del ${r.spec.dst} proto ${ROUTE_PROTOCOL}`)];
+    case 'neigh':
+      return [ip(`neigh del ${r.spec.ip} dev ${r.spec.dev}`)];
+    case 'fdb': {
+      const s = r.spec;
+      const steps: Step[] = [];
+      if (s.dst !== null) steps.push(br(`fdb del ${s.mac} dev ${s.dev} dst ${s.dst} self`));
+      if (s.master) steps.push(br(`fdb del ${s.mac} dev ${s.dev} master`));
+      return steps;
+    }
+    case 'filter':
+    case 'bgp':
+      return [];
+  }
+}
+
+/**
+ * Error answers that mean "already absent": a delete that gets one has reached its goal.
+ */
+export function isAbsentError(message: string): boolean {
+  return /No such (file or directory|process|device)|Cannot find device|does not exist|Address not found|Cannot assign requested address/i.test(
+    message,
+  );
+}
+
+export const NFT_TABLE = 'inet lattice';
+
+/**
+ * The whole `table inet lattice`, loaded with `nft -f` in one transaction: the leading
+ * `add` + `delete` replaces the previous table atomically (no window without rules) and
+ * works whether or not it existed. With no filter resources the table is removed.
+ */
+export function renderNftables(filters: readonly ResourceOf<'filter'>[]): string {
+  const head = `add table ${NFT_TABLE}\ndelete table ${NFT_TABLE}\n`;
+  if (filters.length === 0) return head;
+  const sorted = [...filters].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
+  const rules = sorted.flatMap((f) => filterRules(f.spec));
+  return (
+    head +
+    `table ${NFT_TABLE} {\n` +
+    `\tchain forward {\n` +
+    `\t\ttype filter hook forward priority 0; policy accept;\n` +
+    rules.map((r) => `\t\t${r}\n`).join('') +
+    `\t}\n` +
+    `}\n`
+  );
+}
+
+function filterRules(s: FilterSpec): string[] {
+  const iif = `iifname "${s.bridge}"`;
+  const v4 = s.accept.filter((c) => !c.includes(':'));
+  const v6 = s.accept.filter((c) => c.includes(':'));
+  return [
+    // Bridged traffic crosses this hook too (br_netfilter is on in new namespaces).
+    `${iif} oifname "${s.bridge}" accept`,
+    ...(v4.length ? [`${iif} ip daddr { ${v4.join(', ')} } accept`] : []),
+    ...(v6.length ? [`${iif} ip6 daddr { ${v6.join(', ')} } accept`] : []),
+    `${iif} drop`,
+  ];
+}
+
+/** BIRD symbol for a peer's protocol: `peer_192_0_2_12`. */
+export function birdPeerName(address: string): string {
+  return `peer_${address.replace(/[^0-9a-zA-Z]/g, '_')}`;
+}
+
+/**
+ * The BIRD 2 configuration of the host's speaker (DATAPLANE §5). Timers are short on
+ * purpose: with BIRD's defaults routes take 4–8 s to appear, with these ≈ 1 s.
+ *
+ * Locally originated routes come from `protocol direct` on the block bridges and are
+ * exported only when they are one of the `announce` blocks. A route reflector must also
+ * pass on what it learned over BGP (reflection is an export); other speakers never
+ * re-export BGP routes, so every speaker announces exactly its own blocks.
+ */
+export function renderBirdConfig(s: BgpSpec): string {
+  const announce = `[ ${s.announce.join(', ')} ]`;
+  const lines = [
+    '# Lattice BGP speaker. Generated by the agent: every change overwrites this file.',
+    `router id ${s.routerId};`,
+    '',
+    `define LATTICE_ANNOUNCE = ${announce};`,
+    '',
+    'protocol device {',
+    '  scan time 1;',
+    '}',
+    '',
+  ];
+  if (s.interfaces.length > 0) {
+    lines.push(
+      'protocol direct lattice_blocks {',
+      '  ipv4 { import where net ~ LATTICE_ANNOUNCE; };',
+      `  interface ${s.interfaces.map((i) => `"${i}"`).join(', ')};`,
+      '}',
+      '',
+    );
+  }
+  lines.push(
+    'protocol kernel {',
+    '  ipv4 { import none; export where source = RTS_BGP; };',
+    '}',
+    '',
+    'filter lattice_export {',
+    ...(s.routeReflector ? ['  if source = RTS_BGP then accept;'] : []),
+    '  if source = RTS_DEVICE && net ~ LATTICE_ANNOUNCE then accept;',
+    '  reject;',
+    '}',
+  );
+  for (const p of s.peers) {
+    lines.push(
+      '',
+      `protocol bgp ${birdPeerName(p.address)} {`,
+      `  local ${s.routerId} as ${s.asn};`,
+      `  neighbor ${p.address} as ${p.asn};`,
+      // The underlay is one shared L2 segment: without `direct` BIRD treats iBGP peers as
+      // multihop and resolves next hops through IGP routes that do not exist.
+      '  direct;',
+      ...(p.rrClient ? ['  rr client;'] : []),
+      '  connect delay time 1;',
+      '  keepalive time 3;',
+      '  ipv4 { import all; export filter lattice_export; };',
+      '}',
+    );
+  }
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,98 @@
+import { writeFileSync, renameSync } from 'node:fs';
+import { RESOURCE_KINDS, type Diff, type Resource } from '../../../../libs/engine/src/index.js';
+import type { Dataplane, DriftItem, ResourceError } from './dataplane.js';
+
+/**
+ * Keeps the applied resources in a table in memory: what tests and benchmarks use to run
+ * many agents in one process. Strict, so that protocol mistakes show: a create of an
+ * existing key, an update or delete of a missing one, is reported as an error (and the
+ * table still ends as the diff says).
+ */
+export class MemoryDataplane implements Dataplane {
+  readonly name = 'memory' as const;
+
+  /** `dumpFile`: the table is written there after every change (for tests of agent processes). */
+  constructor(private readonly dumpFile?: string) {}
+
+  private readonly table = new Map<string, Resource>();
+  /** Every apply, in order (for tests of what the agent received). */
+  readonly log: { upserts: number; deletes: number; sync: boolean }[] = [];
+
+  /** A copy of what is applied. */
+  resources(): Map<string, Resource> {
+    return new Map(this.table);
+  }
+
+  apply(d: Diff): Promise<ResourceError[]> {
+    const errors: ResourceError[] = [];
+    for (const u of d.upserts) {
+      const exists = this.table.has(u.key);
+      if (u.op === 'create' && exists)
+        errors.push({ key: u.key, message: 'create of an existing resource' });
+      if (u.op !== 'create' && !exists)
+        errors.push({ key: u.key, message: `${u.op} of a missing resource` });
+      const { op: _op, ...r } = u;
+      this.table.set(u.key, r as Resource);
+    }
+    for (const r of d.deletes) {
+      if (!this.table.delete(r.key))
+        errors.push({ key: r.key, message: 'delete of a missing resource' });
+    }
+    this.log.push({ upserts: d.upserts.length, deletes: d.deletes.length, sync: false });
+    this.dump();
+    return Promise.resolve(errors);
+  }
+
+  sync(resources: readonly Resource[]): Promise<ResourceError[]> {
+    const errors: ResourceError[] = [];
+    const want = new Map<string, Resource>();
+    for (const r of resources) {
+      if (!RESOURCE_KINDS.includes(r.kind))
+        errors.push({ key: r.key, message: `unknown kind ${r.kind}` });
+      else want.set(r.key, r);
+    }
+    let changed = 0;
+    for (const key of [...this.table.keys()])
+      if (!want.has(key)) (this.table.delete(key), changed++);
+    for (const [key, r] of want) {
+      if (JSON.stringify(this.table.get(key)) !== JSON.stringify(r)) changed++;
+      this.table.set(key, r);
+    }
+    this.log.push({ upserts: changed, deletes: 0, sync: true });
+    this.dump();
+    return Promise.resolve(errors);
+  }
+
+  checkDrift(desired: ReadonlyMap<string, Resource>): Promise<DriftItem[]> {
+    const items: DriftItem[] = [];
+    for (const [key, r] of desired) {
+      if (JSON.stringify(this.table.get(key)) !== JSON.stringify(r)) {
+        items.push({ key, message: this.table.has(key) ? 'differs' : 'missing', repaired: true });
+        this.table.set(key, r);
+      }
+    }
+    for (const key of [...this.table.keys()]) {
+      if (!desired.has(key)) {
+        items.push({ key, message: 'not desired', repaired: true });
+        this.table.delete(key);
+      }
+    }
+    if (items.length > 0) this.dump();
+    return Promise.resolve(items);
+  }
+
+  private dump(): void {
+    if (!this.dumpFile) return;
+    writeFileSync(`${this.dumpFile}.tmp`, JSON.stringify([...this.table.values()]));
+    renameSync(`${this.dumpFile}.tmp`, this.dumpFile);
+  }
+
+  /** Test hook: change the applied table behind the agent's back. */
+  tamper(fn: (table: Map<string, Resource>) => void): void {
+    fn(this.table);
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}

@@ -1,0 +1,3 @@
+export * from './messages.js';
+export { parseAgentFrame, parseControllerFrame, type Parsed } from './parse.js';
+export { DiffHistory, compose } from './resume.js';
