@@ -52,8 +52,8 @@ export function spawnAgent(o: {
     for (const line of b.toString('utf8').split('\n')) if (line) output.push(line);
     for (const w of waiters) w();
   };
-  proc.stdout!.on('data', onData);
-  proc.stderr!.on('data', onData);
+  proc.stdout.on('data', onData);
+  proc.stderr.on('data', onData);
   const exited = new Promise<void>((r) => proc.once('exit', () => r()));
   return {
     proc,

@@ -18,7 +18,7 @@ export async function createDataplane(
   mkdirSync(o.stateDir, { recursive: true });
   switch (kind) {
     case 'memory':
-      return new MemoryDataplane(join(o.stateDir, 'memory-dataplane.json'));
+      return Promise.resolve(new MemoryDataplane(join(o.stateDir, 'memory-dataplane.json')));
     case 'linux':
       throw new Error(`the linux data plane is not available in this build (${o.uplink})`);
   }

@@ -32,7 +32,7 @@ export class MemoryDataplane implements Dataplane {
       if (u.op !== 'create' && !exists)
         errors.push({ key: u.key, message: `${u.op} of a missing resource` });
       const { op: _op, ...r } = u;
-      this.table.set(u.key, r as Resource);
+      this.table.set(u.key, r);
     }
     for (const r of d.deletes) {
       if (!this.table.delete(r.key))
@@ -52,8 +52,11 @@ export class MemoryDataplane implements Dataplane {
       else want.set(r.key, r);
     }
     let changed = 0;
-    for (const key of [...this.table.keys()])
-      if (!want.has(key)) (this.table.delete(key), changed++);
+    for (const key of [...this.table.keys()]) {
+      if (want.has(key)) continue;
+      this.table.delete(key);
+      changed++;
+    }
     for (const [key, r] of want) {
       if (JSON.stringify(this.table.get(key)) !== JSON.stringify(r)) changed++;
       this.table.set(key, r);

@@ -44,7 +44,7 @@ export class WaitAppliedInterceptor implements NestInterceptor {
     }
     if (problems.length > 0) throw new InvalidInput(problems);
     return next.handle().pipe(
-      mergeMap((body) =>
+      mergeMap((body: unknown) =>
         from(
           (async () => {
             const revision = (body as { revision?: unknown } | null)?.revision;

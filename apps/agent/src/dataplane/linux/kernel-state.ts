@@ -232,8 +232,8 @@ function diffResource(r: Resource, snap: KernelSnapshot, prefix: string): Repair
       const kind = l.linkinfo?.info_kind;
       const local = l.linkinfo?.info_data?.local;
       if (kind !== r.spec.mode) return repair('replace', [`kind ${kind} != ${r.spec.mode}`]);
-      if (local !== undefined && local !== r.spec.local) {
-        return repair('replace', [`local ${String(local)} != ${r.spec.local}`]);
+      if (typeof local === 'string' && local !== r.spec.local) {
+        return repair('replace', [`local ${local} != ${r.spec.local}`]);
       }
       return repair('update', linkDiff(l, {}));
     }

@@ -570,7 +570,7 @@ export class LinuxDataplane implements Dataplane {
 
 function stripOp(u: Diff['upserts'][number]): Resource {
   const { op: _op, ...r } = u;
-  return r as Resource;
+  return r;
 }
 
 function batchText(items: readonly ({ step: Step } | string)[]): string {
