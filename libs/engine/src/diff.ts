@@ -132,9 +132,9 @@ export function applyDiff(a: DesiredState, d: Diff): Map<string, Resource> {
   return out;
 }
 
-function stripOp(u: Upsert): Resource {
-  const { op: _op, ...r } = u;
-  return r as Resource;
+/** The resource of an upsert, without its `op`. */
+export function stripOp(u: Upsert): Resource {
+  return { kind: u.kind, key: u.key, spec: u.spec } as Resource;
 }
 
 /** True when two states hold the same resources. */

@@ -1,4 +1,11 @@
-import type { Host, HostBlock, Instance, Network, Router, Topology } from '../../model/src/index.js';
+import type {
+  Host,
+  HostBlock,
+  Instance,
+  Network,
+  Router,
+  Topology,
+} from '../../model/src/index.js';
 import { computeHost, EMPTY_STATE, type DesiredState } from './compute.js';
 import { diff, isEmptyDiff, type Diff } from './diff.js';
 import { effectiveSpeakers, TopologyIndex } from './topology-index.js';
@@ -98,15 +105,25 @@ export class DesiredStateEngine {
         let next: Instance | null = null;
         if (c.type === 'instance.upsert') next = c.instance;
         else if (c.type === 'instance.move') next = old ? { ...old, hostId: c.hostId } : null;
-        if (old) {
-          ix.presentHosts(old.networkId, affected);
-          affected.add(old.hostId);
-        }
+        const joined = next !== null && !ix.hasInstancesOn(next.networkId, next.hostId);
         if (next) ix.setInstance(next);
         else if (old) ix.deleteInstance(old.id);
+        // Other hosts depend on an instance only through (a) per-instance entries (VXLAN
+        // overlay and fabric: FDB/neighbour) or (b) the set of hosts with instances of the
+        // network (flood lists, routes, presence). When neither applies, only its own host
+        // changes. Hosts in present(N) before and after differ at most by the host itself.
+        if (old) {
+          affected.add(old.hostId);
+          const left = !ix.hasInstancesOn(old.networkId, old.hostId);
+          if (left || hasPerInstanceRemoteState(ix, old.networkId)) {
+            ix.presentHosts(old.networkId, affected);
+          }
+        }
         if (next) {
-          ix.presentHosts(next.networkId, affected);
           affected.add(next.hostId);
+          if (joined || hasPerInstanceRemoteState(ix, next.networkId)) {
+            ix.presentHosts(next.networkId, affected);
+          }
         }
         return false;
       }
@@ -193,4 +210,10 @@ export class DesiredStateEngine {
     for (const h of effectiveSpeakers(bgpBefore, reflectorsBefore)) affected.add(h);
     for (const h of effectiveSpeakers(ix.bgpHosts, ix.reflectors)) affected.add(h);
   }
+}
+
+/** Models whose hosts hold an entry for every remote instance (conservative when unknown). */
+function hasPerInstanceRemoteState(ix: TopologyIndex, networkId: string): boolean {
+  const n = ix.networks.get(networkId);
+  return !n || n.model === 'fabric' || (n.model === 'overlay' && n.encapsulation === 'vxlan');
 }

@@ -1,5 +1,5 @@
 import type { DesiredState } from './compute.js';
-import type { Diff } from './diff.js';
+import { stripOp, type Diff } from './diff.js';
 import { deviceOf, devicesReferenced, type Resource } from './resources.js';
 
 export class FakeAgentError extends Error {}
@@ -30,9 +30,8 @@ export class FakeAgent {
       const exists = this.table.has(u.key);
       if (u.op === 'create' && exists) throw new FakeAgentError(`create of existing ${u.key}`);
       if (u.op !== 'create' && !exists) throw new FakeAgentError(`${u.op} of missing ${u.key}`);
-      const { op: _op, ...r } = u;
       if (exists) this.remove(u.key, false);
-      this.put(r as Resource);
+      this.put(stripOp(u));
       const dev = u.op === 'replace' ? deviceOf(u) : null;
       if (dev) {
         for (const other of this.table.values()) {

@@ -115,7 +115,10 @@ export const BLOCKS: HostBlock[] = [
 ];
 
 export const GOLDEN: Record<string, Topology> = {
-  bridge: twoNetworks(network('blue', 'bridge', '10.10.0.0/24'), network('red', 'bridge', '10.10.0.0/24')),
+  bridge: twoNetworks(
+    network('blue', 'bridge', '10.10.0.0/24'),
+    network('red', 'bridge', '10.10.0.0/24'),
+  ),
   vlan: twoNetworks(
     network('blue', 'vlan', '10.10.0.0/24', { vlanId: 100 }),
     network('red', 'vlan', '10.10.0.0/24', { vlanId: 200 }),

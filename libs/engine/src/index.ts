@@ -6,7 +6,13 @@
 export * from './resources.js';
 export * from './names.js';
 export * from './ip.js';
-export { computeAll, computeHost, computeHostState, EMPTY_STATE, type DesiredState } from './compute.js';
+export {
+  computeAll,
+  computeHost,
+  computeHostState,
+  EMPTY_STATE,
+  type DesiredState,
+} from './compute.js';
 export * from './diff.js';
 export * from './engine.js';
 export { TopologyIndex } from './topology-index.js';

@@ -39,9 +39,23 @@ export function shortHash(str: string, chars: number, seed = 0): string {
   return hash53(str, seed).toString(16).padStart(14, '0').slice(0, chars);
 }
 
+/**
+ * Names are derived on every recompute; memoise them (bounded: the cache is dropped when it
+ * grows past a fleet's worth of ids, so churn cannot grow it without limit).
+ */
+const memo = new Map<string, string>();
+function memoised(key: string, make: () => string): string {
+  let v = memo.get(key);
+  if (v === undefined) {
+    if (memo.size >= 1 << 20) memo.clear();
+    memo.set(key, (v = make()));
+  }
+  return v;
+}
+
 /** The Linux bridge of a network on every host: `ltbr-` + 10 hex = 15 chars. */
 export function bridgeName(networkId: string): string {
-  return `${OWNER_PREFIX}br-${shortHash(networkId, 10)}`;
+  return memoised(`b${networkId}`, () => `${OWNER_PREFIX}br-${shortHash(networkId, 10)}`);
 }
 
 /** The VXLAN device of a network: `ltvx<vni>` (VNI ≤ 16777215 → ≤ 12 chars). */
@@ -51,7 +65,7 @@ export function vxlanName(vni: number): string {
 
 /** Host end of an instance's veth pair: `ltv` + 12 hex of the instance id = 15 chars. */
 export function vethName(instanceId: string): string {
-  return `${OWNER_PREFIX}v${shortHash(instanceId, 12)}`;
+  return memoised(`v${instanceId}`, () => `${OWNER_PREFIX}v${shortHash(instanceId, 12)}`);
 }
 
 /**

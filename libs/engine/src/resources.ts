@@ -246,7 +246,7 @@ const KEYS: { readonly [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
 
 /** Builds a resource with its canonical key. */
 export function resource<K extends ResourceKind>(kind: K, spec: SpecByKind[K]): ResourceOf<K> {
-  return { kind, key: `${kind}:${KEYS[kind](spec)}`, spec } as ResourceOf<K>;
+  return { kind, key: `${kind}:${KEYS[kind](spec)}`, spec };
 }
 
 /** The kernel device a resource creates (bridge, uplink, vxlan, tunnel, veth), or null. */

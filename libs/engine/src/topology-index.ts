@@ -87,12 +87,12 @@ export class TopologyIndex {
     this.deleteInstance(i.id);
     this.instances.set(i.id, i);
     let hosts = this.byNetHost.get(i.networkId);
-    if (!hosts) this.byNetHost.set(i.networkId, (hosts = new Map()));
+    if (!hosts) this.byNetHost.set(i.networkId, (hosts = new Map<string, Map<string, Instance>>()));
     let insts = hosts.get(i.hostId);
-    if (!insts) hosts.set(i.hostId, (insts = new Map()));
+    if (!insts) hosts.set(i.hostId, (insts = new Map<string, Instance>()));
     insts.set(i.id, i);
     let nets = this.netsByHost.get(i.hostId);
-    if (!nets) this.netsByHost.set(i.hostId, (nets = new Map()));
+    if (!nets) this.netsByHost.set(i.hostId, (nets = new Map<string, number>()));
     nets.set(i.networkId, (nets.get(i.networkId) ?? 0) + 1);
   }
 
@@ -117,7 +117,7 @@ export class TopologyIndex {
     this.routers.set(r.id, r);
     for (const nid of r.networkIds) {
       let rs = this.routersByNet.get(nid);
-      if (!rs) this.routersByNet.set(nid, (rs = new Set()));
+      if (!rs) this.routersByNet.set(nid, (rs = new Set<string>()));
       rs.add(r.id);
     }
   }
@@ -137,9 +137,9 @@ export class TopologyIndex {
     this.deleteBlock(b.cidr);
     this.blocks.set(b.cidr, b);
     let hosts = this.blocksByNetHost.get(b.networkId);
-    if (!hosts) this.blocksByNetHost.set(b.networkId, (hosts = new Map()));
+    if (!hosts) this.blocksByNetHost.set(b.networkId, (hosts = new Map<string, Set<string>>()));
     let cidrs = hosts.get(b.hostId);
-    if (!cidrs) hosts.set(b.hostId, (cidrs = new Set()));
+    if (!cidrs) hosts.set(b.hostId, (cidrs = new Set<string>()));
     cidrs.add(b.cidr);
   }
 

@@ -22,9 +22,7 @@ export function sharedSubnetBase(
   portFlags: PortFlags | null,
 ): void {
   const { network, bridge, mtu } = ctx;
-  sink.add(
-    resource('bridge', { name: bridge, network: network.id, mtu, mac: ctx.routerMac }),
-  );
+  sink.add(resource('bridge', { name: bridge, network: network.id, mtu, mac: ctx.routerMac }));
   const plen = prefixLength(network.cidr) ?? 32;
   const gateway = ctx.routed ? network.gateway : null;
   if (gateway !== null) {
