@@ -55,7 +55,7 @@ async function main(): Promise<void> {
   if (values.dataplane !== 'linux' && values.dataplane !== 'memory')
     fail('--dataplane must be linux or memory');
   const stateDir = values['state-dir'] ?? `.lattice-agent/${values.host}`;
-  const dataplane = await createDataplane(values.dataplane, {
+  const dataplane = createDataplane(values.dataplane, {
     netns: values.netns,
     uplink: values.uplink,
     stateDir,

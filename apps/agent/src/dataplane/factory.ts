@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import type { Dataplane } from './dataplane.js';
+import { LinuxDataplane } from './linux/linux-dataplane.js';
 import { MemoryDataplane } from './memory.js';
 
 export interface DataplaneOptions {
@@ -11,15 +12,17 @@ export interface DataplaneOptions {
 }
 
 /** The data plane registry: one line per kind. */
-export async function createDataplane(
-  kind: 'linux' | 'memory',
-  o: DataplaneOptions,
-): Promise<Dataplane> {
+export function createDataplane(kind: 'linux' | 'memory', o: DataplaneOptions): Dataplane {
   mkdirSync(o.stateDir, { recursive: true });
   switch (kind) {
     case 'memory':
-      return Promise.resolve(new MemoryDataplane(join(o.stateDir, 'memory-dataplane.json')));
+      return new MemoryDataplane(join(o.stateDir, 'memory-dataplane.json'));
     case 'linux':
-      throw new Error(`the linux data plane is not available in this build (${o.uplink})`);
+      return new LinuxDataplane({
+        netns: o.netns,
+        uplink: o.uplink,
+        stateDir: o.stateDir,
+        instanceNetnsPrefix: o.instanceNetnsPrefix,
+      });
   }
 }
