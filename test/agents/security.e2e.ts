@@ -1,0 +1,161 @@
+import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import WebSocket from 'ws';
+import { encode } from '../../libs/protocol/src/index.js';
+import { startController, type TestController } from '../support/controller.js';
+
+/** The /agent endpoint refuses what it must, in a defined way, and keeps serving others. */
+let t: TestController;
+let h1: any, h2: any;
+beforeAll(async () => {
+  t = await startController({
+    env: { LATTICE_HELLO_TIMEOUT_MS: '300', LATTICE_AGENT_TIMEOUT_MS: '1500' },
+  });
+  h1 = await t.newHost();
+  h2 = await t.newHost();
+});
+afterAll(() => t.close());
+
+interface Conn {
+  ws: WebSocket;
+  frames: any[];
+  closed: Promise<{ code: number; reason: string }>;
+  next(): Promise<any>;
+}
+
+function connect(): Promise<Conn> {
+  const ws = new WebSocket(`${t.url.replace('http', 'ws')}/agent`, {
+    maxPayload: 64 * 1024 * 1024,
+  });
+  const frames: any[] = [];
+  const waiting: ((f: any) => void)[] = [];
+  ws.on('message', (d: Buffer) => {
+    const f = JSON.parse(d.toString());
+    const w = waiting.shift();
+    if (w) w(f);
+    else frames.push(f);
+  });
+  const closed = new Promise<{ code: number; reason: string }>((r) =>
+    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
+  );
+  return new Promise((ok, fail) => {
+    ws.on('open', () =>
+      ok({
+        ws,
+        frames,
+        closed,
+        next: () =>
+          frames.length ? Promise.resolve(frames.shift()) : new Promise((r) => waiting.push(r)),
+      }),
+    );
+    ws.on('error', fail);
+  });
+}
+
+const hello = (host: string, token: string, appliedRevision = 0) =>
+  encode({ type: 'hello', host, token, appliedRevision, agentVersion: 'test' });
+
+describe('agent endpoint security', () => {
+  it('closes with 1008 and sends nothing for a wrong, missing or foreign token', async () => {
+    for (const [host, token] of [
+      [h1.name, 'lah_wrong'],
+      [h1.name, ''],
+      [h1.name, h2.agentToken],
+      ['no-such-host', h1.agentToken],
+    ]) {
+      const c = await connect();
+      c.ws.send(hello(host, token));
+      expect(await c.closed).toEqual({ code: 1008, reason: 'invalid host or token' });
+      expect(c.frames).toEqual([]);
+    }
+  });
+
+  it('closes a connection that never says hello (4002) or starts with garbage (1008)', async () => {
+    const silent = await connect();
+    expect((await silent.closed).code).toBe(4002);
+    const garbage = await connect();
+    garbage.ws.send('{not json');
+    expect((await garbage.closed).code).toBe(1008);
+    const wrongFirst = await connect();
+    wrongFirst.ws.send(encode({ type: 'ack', revision: 1 }));
+    expect((await wrongFirst.closed).code).toBe(1008);
+    const oldVersion = await connect();
+    oldVersion.ws.send(
+      JSON.stringify({
+        v: 99,
+        type: 'hello',
+        host: h1.name,
+        token: h1.agentToken,
+        appliedRevision: 0,
+        agentVersion: 'x',
+      }),
+    );
+    expect((await oldVersion.closed).code).toBe(4004);
+  });
+
+  it('answers garbage after hello with an error frame and keeps the session', async () => {
+    const c = await connect();
+    c.ws.send(hello(h1.name, h1.agentToken));
+    expect((await c.next()).type).toMatch(/diff|snapshot/);
+    c.ws.send('[1,2,3]');
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'bad_frame' });
+    c.ws.send(encode({ type: 'ack', revision: 10 ** 9 }));
+    expect(await c.next()).toMatchObject({ type: 'error', code: 'bad_revision' });
+    c.ws.send(JSON.stringify({ v: 1, type: 'status', revision: 0, errors: 'nope' }));
+    expect(await c.next()).toMatchObject({
+      type: 'error',
+      code: 'bad_frame',
+      message: expect.stringContaining('status.errors'),
+    });
+    // still connected and served
+    expect((await t.get(`/hosts/${h1.name}`).expect(200)).body.agent.connected).toBe(true);
+    c.ws.close();
+    await c.closed;
+  });
+
+  it('refuses a second live agent for the same host (4001) but replaces a dead one', async () => {
+    const first = await connect();
+    first.ws.send(hello(h2.name, h2.agentToken));
+    await first.next();
+    const second = await connect();
+    second.ws.send(hello(h2.name, h2.agentToken));
+    expect(await second.closed).toEqual({
+      code: 4001,
+      reason: 'another agent is connected for this host',
+    });
+    expect(first.ws.readyState).toBe(WebSocket.OPEN);
+    // the first one stops answering pings (as a half-open connection would): it is replaced
+    first.ws.pause();
+    const third = await connect();
+    third.ws.send(hello(h2.name, h2.agentToken));
+    expect((await third.next()).type).toMatch(/diff|snapshot/);
+    third.ws.close();
+    await third.closed;
+  });
+
+  it('closes a 10 MB frame with 1009 and keeps serving other agents and the API', async () => {
+    const other = await connect();
+    other.ws.send(hello(h1.name, h1.agentToken));
+    await other.next();
+    const big = await connect();
+    big.ws.send('x'.repeat(10 * 1024 * 1024));
+    expect((await big.closed).code).toBe(1009);
+    await t.get('/health', '').expect(200);
+    other.ws.send(encode({ type: 'heartbeat', appliedRevision: 0 }));
+    await t
+      .post('/networks', { name: 'after-big', model: 'overlay', cidr: '10.77.0.0/24' })
+      .expect(201);
+    expect(other.ws.readyState).toBe(WebSocket.OPEN);
+    other.ws.close();
+    await other.closed;
+  });
+
+  it('disconnects a silent agent after the heartbeat timeout', async () => {
+    const c = await connect();
+    c.ws.send(hello(h1.name, h1.agentToken));
+    await c.next();
+    expect((await c.closed).code).toBe(4003);
+    // the status catches up (flushed within a moment)
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await t.get(`/hosts/${h1.name}`).expect(200)).body.agent.connected).toBe(false);
+  });
+});
