@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
+import type { Response } from 'supertest';
 import { startController, sql, type TestController } from '../support/controller.js';
 
 let t: TestController;
 beforeAll(async () => {
   t = await startController();
 });
-afterAll(() => t.close());
+afterAll(() => t?.close());
 
 /** Distinct /24s per test so that nothing overlaps by accident. */
 let block = 0;
@@ -98,7 +99,9 @@ describe('routers', () => {
     let cursor: string | null = null;
     let pages = 0;
     do {
-      const res = await t.get(`/routers?limit=2${cursor ? `&cursor=${cursor}` : ''}`).expect(200);
+      const res: Response = await t
+        .get(`/routers?limit=2${cursor ? `&cursor=${cursor}` : ''}`)
+        .expect(200);
       expect(res.body.items.length).toBeLessThanOrEqual(2);
       expect(res.body).toHaveProperty('nextCursor');
       names.push(...res.body.items.map((r: { name: string }) => r.name));
@@ -279,6 +282,8 @@ describe('routers', () => {
     const a = await t.newNetwork('bridge', '10.60.0.0/24');
     const b = await t.newNetwork('bridge', '10.60.0.0/25'); // inside a
     const c = await t.newNetwork('overlay', '10.60.0.0/24'); // same subnet: fine for isolated L2
+    const d = await t.newNetwork('bridge', '10.61.0.0/24');
+    const e = await t.newNetwork('bridge', '10.61.0.128/25'); // inside d
     await t.post('/routers', { name: 'r-ov', networks: [a.name] }).expect(201);
     const rev = await health();
 
@@ -291,9 +296,13 @@ describe('routers', () => {
     const other = await t.post('/routers', { name: 'r-ov-2', networks: [c.name] }).expect(409);
     expect(other.body.message).toMatch(/overlap/i);
     await t.get('/routers/r-ov-2').expect(404);
-    // Nor can one router be created with two overlapping networks.
-    await t.post('/routers', { name: 'r-ov-3', networks: [b.name, c.name] }).expect(409);
+    // Nor can one router be created with two networks overlapping each other.
+    const pair = await t
+      .post('/routers', { name: 'r-ov-3', networks: [d.name, e.name] })
+      .expect(409);
+    expect(pair.body.message).toMatch(/overlap/i);
     await t.get('/routers/r-ov-3').expect(404);
+    for (const n of [d, e]) expect(await routableInDb(n.name)).toBe(false);
 
     expect(await attachedInDb('r-ov')).toEqual([a.name]);
     expect((await t.get('/routers/r-ov').expect(200)).body.networks).toEqual([a.name]);
