@@ -84,7 +84,7 @@ async function main() {
       },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
-    const json = (await res.json()) as Record<string, any>;
+    const json = (await res.json()) as Record<string, unknown>;
     if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
     return json;
   };
@@ -95,8 +95,8 @@ async function main() {
     hosts.push(
       (await api('POST', '/hosts', {
         name: `h${j}`,
-        underlayIp: `10.${200 + (j >> 16)}.${(j >> 8) & 255}.${(j & 255) + 1 > 254 ? 254 : (j & 255) + 1}`,
-      })) as any,
+        underlayIp: `10.${200 + (j >> 16)}.${(j >> 8) & 255}.${j & 255}`,
+      })) as unknown as { name: string; agentToken: string },
     );
   for (let n = 0; n < S; n++) {
     const m = MODELS[n % MODELS.length];

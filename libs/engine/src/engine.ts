@@ -212,8 +212,17 @@ export class DesiredStateEngine {
   }
 }
 
-/** Models whose hosts hold an entry for every remote instance (conservative when unknown). */
+/**
+ * Models whose hosts hold an entry for every remote instance (conservative when unknown):
+ * VXLAN overlay, fabric, and vlan attached to a router (neighbours behind the shared
+ * gateway MAC, see models/vlan.ts).
+ */
 function hasPerInstanceRemoteState(ix: TopologyIndex, networkId: string): boolean {
   const n = ix.networks.get(networkId);
-  return !n || n.model === 'fabric' || (n.model === 'overlay' && n.encapsulation === 'vxlan');
+  return (
+    !n ||
+    n.model === 'fabric' ||
+    (n.model === 'overlay' && n.encapsulation === 'vxlan') ||
+    (n.model === 'vlan' && ix.routersOf(networkId).length > 0)
+  );
 }

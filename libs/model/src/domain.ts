@@ -87,7 +87,10 @@ export interface Topology {
 
 /** True when instance addresses come from per-host blocks rather than one shared subnet. */
 export function isBlockBased(n: Pick<Network, 'model' | 'encapsulation'>): boolean {
-  return n.model === 'routed' || (n.model === 'overlay' && (n.encapsulation === 'ipip' || n.encapsulation === 'gre'));
+  return (
+    n.model === 'routed' ||
+    (n.model === 'overlay' && (n.encapsulation === 'ipip' || n.encapsulation === 'gre'))
+  );
 }
 
 /** Bytes of encapsulation overhead subtracted from the underlay MTU for instances. */

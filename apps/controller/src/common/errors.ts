@@ -94,9 +94,7 @@ function isDatabaseDown(e: unknown): boolean {
   const err = e as { code?: string; message?: string };
   return (
     (typeof err?.code === 'string' && CONNECTION_ERRORS.has(err.code)) ||
-    /Connection terminated|timeout exceeded when trying to connect|connect ECONNREFUSED/i.test(
-      err?.message ?? '',
-    )
+    /Connection terminated|connect ECONNREFUSED/i.test(err?.message ?? '')
   );
 }
 
@@ -155,6 +153,13 @@ export function toErrorBody(e: unknown): ErrorBody {
       statusCode: fastify.statusCode,
       error: STATUS_CODES[fastify.statusCode] ?? 'Error',
       message: fastify.message ?? '',
+    };
+  }
+  if (/timeout exceeded when trying to connect/.test((e as Error)?.message ?? '')) {
+    return {
+      statusCode: 503,
+      error: 'Service Unavailable',
+      message: 'the database is busy: no connection became free in time; retry',
     };
   }
   if (isDatabaseDown(e)) {

@@ -17,7 +17,9 @@ export function createDataSource(url: string, poolSize = 20): DataSource {
     migrationsTableName: 'migrations',
     synchronize: false,
     uuidExtension: 'pgcrypto',
-    extra: { max: poolSize, connectionTimeoutMillis: 5000 },
+    // A request may hold a connection while it queues for a network's row lock: under a
+    // burst, waiting for a free connection is normal, not a sign the database is down.
+    extra: { max: poolSize, connectionTimeoutMillis: 60_000 },
   });
 }
 

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import type { Host } from '../../../../libs/model/src/index.js';
 import { Conflict } from '../common/errors.js';
 import { findByIdOrName } from '../common/lookup.js';
@@ -87,31 +87,34 @@ export class HostsService {
   /** Registers a host. The agent token is returned here once; only its hash is kept. */
   async create(dto: CreateHostDto) {
     const agentToken = newToken(`lah`);
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const saved = await tx.manager.save(
-        tx.manager.create(HostEntity, {
-          name: dto.name,
-          underlayIp: dto.underlayIp,
-          uplink: dto.uplink ?? 'eth0',
-          asn: dto.asn ?? null,
-          labels: dto.labels ?? {},
-          agentTokenHash: hashToken(agentToken),
-          agentConnected: false,
-          agentErrors: [],
-          agentDrift: [],
-          appliedRevision: 0,
-          desiredRevision: 0,
-          revision: 0,
-        }),
-      );
-      tx.record({ type: 'host.upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
-      return saved.id;
-    });
-    return { ...(await this.get(result)), agentToken, revision };
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const saved = await tx.manager.save(
+          tx.manager.create(HostEntity, {
+            name: dto.name,
+            underlayIp: dto.underlayIp,
+            uplink: dto.uplink ?? 'eth0',
+            asn: dto.asn ?? null,
+            labels: dto.labels ?? {},
+            agentTokenHash: hashToken(agentToken),
+            agentConnected: false,
+            agentErrors: [],
+            agentDrift: [],
+            appliedRevision: 0,
+            desiredRevision: 0,
+            revision: 0,
+          }),
+        );
+        tx.record({ type: 'host.upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
+        return saved.id;
+      },
+      (m, id) => this.get(id, m),
+    );
+    return { ...result, agentToken, revision };
   }
 
-  async get(idOrName: string): Promise<HostView> {
-    return this.view(await findByIdOrName(this.ds.manager, HostEntity, 'host', idOrName));
+  async get(idOrName: string, m: EntityManager = this.ds.manager): Promise<HostView> {
+    return this.view(await findByIdOrName(m, HostEntity, 'host', idOrName));
   }
 
   async list(q: PageQuery): Promise<Page<HostView>> {

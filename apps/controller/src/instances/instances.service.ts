@@ -1,5 +1,5 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import {
   normalizeMac,
   randomMac,
@@ -71,17 +71,20 @@ export class InstancesService {
     instanceView(r, this.agents.live(r.host_id)?.applied);
 
   async create(dto: CreateInstanceDto) {
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const net = await findByIdOrName(
-        tx.manager,
-        NetworkEntity,
-        'network',
-        dto.network,
-        'for_no_key_update',
-      );
-      return this.createOne(tx, dto, net, '');
-    });
-    return { ...(await this.get(result)), revision };
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const net = await findByIdOrName(
+          tx.manager,
+          NetworkEntity,
+          'network',
+          dto.network,
+          'for_no_key_update',
+        );
+        return this.createOne(tx, dto, net, '');
+      },
+      (m, id) => this.get(id, m),
+    );
+    return { ...result, revision };
   }
 
   /** Up to 1,000 instances in one transaction and one revision: all or none. */
@@ -100,26 +103,26 @@ export class InstancesService {
           ];
     });
     if (dupes.length > 0) throw new InvalidInput(dupes);
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      // Lock the networks in a fixed order so that concurrent bulks cannot deadlock.
-      const nets = new Map<string, NetworkEntity>();
-      for (const ref of [...new Set(items.map((i) => i.network))].sort()) {
-        nets.set(
-          ref,
-          await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
-        );
-      }
-      const ids: string[] = [];
-      const hosts = new Map<string, HostEntity>();
-      for (const [i, it] of items.entries())
-        ids.push(await this.createOne(tx, it, nets.get(it.network)!, `instances[${i}].`, hosts));
-      return ids;
-    });
-    const rows = await this.ds.query<InstanceRow[]>(
-      `${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`,
-      [result],
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        // Lock the networks in a fixed order so that concurrent bulks cannot deadlock.
+        const nets = new Map<string, NetworkEntity>();
+        for (const ref of [...new Set(items.map((i) => i.network))].sort()) {
+          nets.set(
+            ref,
+            await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
+          );
+        }
+        const ids: string[] = [];
+        const hosts = new Map<string, HostEntity>();
+        for (const [i, it] of items.entries())
+          ids.push(await this.createOne(tx, it, nets.get(it.network)!, `instances[${i}].`, hosts));
+        return ids;
+      },
+      (m, ids) =>
+        m.query<InstanceRow[]>(`${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`, [ids]),
     );
-    return { items: rows.map(this.view), revision };
+    return { items: result.map(this.view), revision };
   }
 
   private async createOne(
@@ -159,8 +162,8 @@ export class InstancesService {
     }
   }
 
-  async get(idOrName: string): Promise<InstanceView> {
-    const [row] = await this.ds.query<InstanceRow[]>(
+  async get(idOrName: string, m: EntityManager = this.ds.manager): Promise<InstanceView> {
+    const [row] = await m.query<InstanceRow[]>(
       `${SELECT_VIEW} WHERE i.${isUuid(idOrName) ? 'id' : 'name'} = $1`,
       [idOrName],
     );
@@ -200,31 +203,34 @@ export class InstancesService {
    * block-based models: the address belongs to the old host's block.
    */
   async move(idOrName: string, hostRef: string) {
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
-      const net = await tx.manager.findOneOrFail(NetworkEntity, {
-        where: { id: inst.networkId },
-        lock: { mode: 'for_no_key_update' },
-      });
-      const host = await findByIdOrName(tx.manager, HostEntity, 'host', hostRef);
-      if (isBlockBased(net)) {
-        throw new Conflict(
-          `instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`,
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
+        const net = await tx.manager.findOneOrFail(NetworkEntity, {
+          where: { id: inst.networkId },
+          lock: { mode: 'for_no_key_update' },
+        });
+        const host = await findByIdOrName(tx.manager, HostEntity, 'host', hostRef);
+        if (isBlockBased(net)) {
+          throw new Conflict(
+            `instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`,
+          );
+        }
+        const current = await tx.manager.findOneOrFail(InstanceEntity, {
+          where: { id: inst.id },
+          lock: { mode: 'pessimistic_write' },
+        });
+        if (current.hostId === host.id) return current.id;
+        await tx.manager.update(InstanceEntity, { id: current.id }, { hostId: host.id });
+        tx.record(
+          { type: 'instance.move', id: current.id, hostId: host.id },
+          { table: 'instances', id: current.id },
         );
-      }
-      const current = await tx.manager.findOneOrFail(InstanceEntity, {
-        where: { id: inst.id },
-        lock: { mode: 'pessimistic_write' },
-      });
-      if (current.hostId === host.id) return current.id;
-      await tx.manager.update(InstanceEntity, { id: current.id }, { hostId: host.id });
-      tx.record(
-        { type: 'instance.move', id: current.id, hostId: host.id },
-        { table: 'instances', id: current.id },
-      );
-      return current.id;
-    });
-    return { ...(await this.get(result)), revision };
+        return current.id;
+      },
+      (m, id) => this.get(id, m),
+    );
+    return { ...result, revision };
   }
 
   async delete(idOrName: string) {

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import {
   encapsulationOverhead,
   isBlockBased,
@@ -60,37 +60,40 @@ export class NetworksService {
   async create(dto: CreateNetworkDto) {
     const p = networkParameters(dto);
     if (Array.isArray(p)) throw new InvalidInput(p);
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const vlanId = p.vlan ? (p.vlan.explicit ?? (await this.pools.allocate(tx, 'vlan'))) : null;
-      const vni = p.vni ? (p.vni.explicit ?? (await this.pools.allocate(tx, 'vni'))) : null;
-      const saved = await tx.manager.save(
-        tx.manager.create(NetworkEntity, {
-          name: dto.name,
-          model: p.model,
-          cidr: p.cidr,
-          gateway: p.gateway,
-          mtu: p.mtu,
-          vlanId,
-          vni,
-          encapsulation: p.encapsulation,
-          routing: p.routing,
-          blockPrefixLen: p.blockPrefixLen,
-          transport: p.transport,
-          routable: isBlockBased(p),
-          revision: 0,
-        }),
-      );
-      tx.record(
-        { type: 'network.upsert', network: toNetwork(saved) },
-        { table: 'networks', id: saved.id },
-      );
-      return saved.id;
-    });
-    return { ...(await this.get(result)), revision };
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const vlanId = p.vlan ? (p.vlan.explicit ?? (await this.pools.allocate(tx, 'vlan'))) : null;
+        const vni = p.vni ? (p.vni.explicit ?? (await this.pools.allocate(tx, 'vni'))) : null;
+        const saved = await tx.manager.save(
+          tx.manager.create(NetworkEntity, {
+            name: dto.name,
+            model: p.model,
+            cidr: p.cidr,
+            gateway: p.gateway,
+            mtu: p.mtu,
+            vlanId,
+            vni,
+            encapsulation: p.encapsulation,
+            routing: p.routing,
+            blockPrefixLen: p.blockPrefixLen,
+            transport: p.transport,
+            routable: isBlockBased(p),
+            revision: 0,
+          }),
+        );
+        tx.record(
+          { type: 'network.upsert', network: toNetwork(saved) },
+          { table: 'networks', id: saved.id },
+        );
+        return saved.id;
+      },
+      (m, id) => this.get(id, m),
+    );
+    return { ...result, revision };
   }
 
-  async get(idOrName: string): Promise<NetworkView> {
-    return networkView(await findByIdOrName(this.ds.manager, NetworkEntity, 'network', idOrName));
+  async get(idOrName: string, m: EntityManager = this.ds.manager): Promise<NetworkView> {
+    return networkView(await findByIdOrName(m, NetworkEntity, 'network', idOrName));
   }
 
   async list(q: PageQuery & { model?: string }): Promise<Page<NetworkView>> {

@@ -52,12 +52,17 @@ export class RevisionLog {
 
   /**
    * Runs `work` in a transaction; if it recorded changes, commits them as one revision.
-   * Returns the work's result and the revision (the current one when nothing changed).
+   * Returns the work's result — passed through `present`, which reads the response inside
+   * the same transaction, so that an answer never needs a second connection after the
+   * commit — and the revision (the current one when nothing changed).
    */
-  async mutate<T>(work: (tx: Tx) => Promise<T>): Promise<{ result: T; revision: number }> {
+  async mutate<T, V = T>(
+    work: (tx: Tx) => Promise<T>,
+    present?: (m: EntityManager, result: T) => Promise<V>,
+  ): Promise<{ result: V; revision: number }> {
     for (let attempt = 1; ; attempt++) {
       try {
-        return await this.attempt(work);
+        return await this.attempt(work, present);
       } catch (e) {
         const code = (e as { driverError?: { code?: string } }).driverError?.code;
         if (attempt < 4 && code && RETRYABLE.has(code)) {
@@ -69,13 +74,18 @@ export class RevisionLog {
     }
   }
 
-  private async attempt<T>(work: (tx: Tx) => Promise<T>): Promise<{ result: T; revision: number }> {
+  private async attempt<T, V>(
+    work: (tx: Tx) => Promise<T>,
+    present: ((m: EntityManager, result: T) => Promise<V>) | undefined,
+  ): Promise<{ result: V; revision: number }> {
     let planned: number | undefined;
     try {
       const out = await this.ds.transaction(async (manager) => {
         const tx = new Tx(manager);
         const result = await work(tx);
-        if (tx.changes.length === 0) return { result, revision: this.desired.currentRevision };
+        const view = async () => (present ? present(manager, result) : (result as unknown as V));
+        if (tx.changes.length === 0)
+          return { result: await view(), revision: this.desired.currentRevision };
         await manager.query('SELECT pg_advisory_xact_lock($1)', [REVISION_LOCK]);
         const [{ r }] = await manager.query<{ r: string }[]>(`SELECT nextval('revision_seq') AS r`);
         const revision = Number(r);
@@ -94,7 +104,7 @@ export class RevisionLog {
           ]);
         }
         await manager.query(`SELECT pg_notify('lattice_revisions', $1)`, [String(revision)]);
-        return { result, revision };
+        return { result: await view(), revision };
       });
       if (planned !== undefined) this.desired.settle(planned, true);
       return out;

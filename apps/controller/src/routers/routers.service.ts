@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { DataSource } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import { isBlockBased, type Router } from '../../../../libs/model/src/index.js';
 import { InvalidInput } from '../common/errors.js';
 import { findByIdOrName, isUuid } from '../common/lookup.js';
@@ -48,15 +48,18 @@ export class RoutersService {
   ) {}
 
   async create(name: string, networks: string[] = []) {
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const [{ id }] = await tx.query<{ id: string }>(
-        'INSERT INTO routers (name, revision) VALUES ($1, 0) RETURNING id',
-        [name],
-      );
-      await this.setNetworks(tx, id, name, [], await this.resolve(tx, networks));
-      return id;
-    });
-    return { ...(await this.get(result)), revision };
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const [{ id }] = await tx.query<{ id: string }>(
+          'INSERT INTO routers (name, revision) VALUES ($1, 0) RETURNING id',
+          [name],
+        );
+        await this.setNetworks(tx, id, name, [], await this.resolve(tx, networks));
+        return id;
+      },
+      (m, id) => this.get(id, m),
+    );
+    return { ...result, revision };
   }
 
   async update(idOrName: string, dto: UpdateRouterDto) {
@@ -66,31 +69,34 @@ export class RoutersService {
         'give either networks (the whole set) or attach/detach, not both',
       );
     }
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const r = await findByIdOrName(
-        tx.manager,
-        RouterEntity,
-        'router',
-        idOrName,
-        'pessimistic_write',
-      );
-      const current = (
-        await tx.query<{ network_id: string }>(
-          'SELECT network_id FROM router_networks WHERE router_id = $1',
-          [r.id],
-        )
-      ).map((x) => x.network_id);
-      let next: string[];
-      if (dto.networks !== undefined) next = await this.resolve(tx, dto.networks);
-      else {
-        const attach = await this.resolve(tx, dto.attach ?? []);
-        const detach = new Set(await this.resolve(tx, dto.detach ?? []));
-        next = [...new Set([...current, ...attach])].filter((id) => !detach.has(id));
-      }
-      await this.setNetworks(tx, r.id, r.name, current, next);
-      return r.id;
-    });
-    return { ...(await this.get(result)), revision };
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const r = await findByIdOrName(
+          tx.manager,
+          RouterEntity,
+          'router',
+          idOrName,
+          'pessimistic_write',
+        );
+        const current = (
+          await tx.query<{ network_id: string }>(
+            'SELECT network_id FROM router_networks WHERE router_id = $1',
+            [r.id],
+          )
+        ).map((x) => x.network_id);
+        let next: string[];
+        if (dto.networks !== undefined) next = await this.resolve(tx, dto.networks);
+        else {
+          const attach = await this.resolve(tx, dto.attach ?? []);
+          const detach = new Set(await this.resolve(tx, dto.detach ?? []));
+          next = [...new Set([...current, ...attach])].filter((id) => !detach.has(id));
+        }
+        await this.setNetworks(tx, r.id, r.name, current, next);
+        return r.id;
+      },
+      (m, id) => this.get(id, m),
+    );
+    return { ...result, revision };
   }
 
   async delete(idOrName: string) {
@@ -116,12 +122,12 @@ export class RoutersService {
     return { ...result, deleted: true, revision };
   }
 
-  async get(idOrName: string): Promise<RouterView> {
-    const rows = await this.ds.query<RouterRow[]>(
+  async get(idOrName: string, m: EntityManager = this.ds.manager): Promise<RouterView> {
+    const rows = await m.query<RouterRow[]>(
       `${SELECT_VIEW} WHERE r.${isUuid(idOrName) ? 'id' : 'name'} = $1 GROUP BY r.id`,
       [idOrName],
     );
-    if (rows.length === 0) await findByIdOrName(this.ds.manager, RouterEntity, 'router', idOrName); // 404
+    if (rows.length === 0) await findByIdOrName(m, RouterEntity, 'router', idOrName); // 404
     return routerView(rows[0]);
   }
 

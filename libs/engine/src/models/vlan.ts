@@ -7,6 +7,13 @@ import { sharedSubnetBase } from './common.js';
  * `vlan`: one bridge per VLAN per host with the uplink sub-interface `<uplink>.<vid>` as a
  * port (DATAPLANE §2); the physical underlay forwards between hosts. Only on hosts with
  * presence (instances, or router presence): other hosts do not join the segment.
+ *
+ * Attached to a router, every host answers for the same gateway IP and MAC, so a host
+ * cannot resolve a remote instance by ARP: the instance's reply is addressed to the
+ * gateway MAC and is taken by the instance's own host. Remote instances therefore get a
+ * permanent neighbour entry on the bridge (IP → MAC), as the overlay model does; frames
+ * toward them are then switched over the VLAN like any other (verified with real packets
+ * in the lab, test/lab).
  */
 export const vlanModel: NetworkModelPlan = {
   contribute(ctx, sink) {
@@ -22,5 +29,11 @@ export const vlanModel: NetworkModelPlan = {
         flags: null,
       }),
     );
+    if (!ctx.routed) return;
+    for (const g of ctx.remoteHosts()) {
+      for (const i of ctx.instancesOn(g.id)) {
+        sink.add(resource('neigh', { dev: ctx.bridge, ip: i.ip, lladdr: i.mac }));
+      }
+    }
   },
 };
