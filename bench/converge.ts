@@ -52,6 +52,22 @@ const pct = (xs: number[], p: number) => {
 };
 const round = (x: number) => Math.round(x * 100) / 100;
 
+/** Resolves when every agent has applied something (its first sync after a (re)connect). */
+function allApplied(agents: Agent[]): Promise<void[]> {
+  return Promise.all(
+    agents.map(
+      (a) =>
+        new Promise<void>((done) => {
+          const off = a.on((e) => {
+            if (e.type !== 'applied') return;
+            off();
+            done();
+          });
+        }),
+    ),
+  );
+}
+
 async function main() {
   const dir = mkdtempSync(join(tmpdir(), 'lattice-bench-'));
   chmodSync(dir, 0o711); // the embedded PostgreSQL runs as 'postgres' and must traverse it
@@ -120,19 +136,7 @@ async function main() {
       }),
   );
   const t0 = performance.now();
-  const firstSync = Promise.all(
-    agents.map(
-      (a) =>
-        new Promise<void>((r) => {
-          const off = a.on((e) => {
-            if (e.type === 'applied') {
-              off();
-              r();
-            }
-          });
-        }),
-    ),
-  );
+  const firstSync = allApplied(agents);
   await Promise.all(agents.map((a) => a.start()));
   await firstSync;
   const connectMs = performance.now() - t0;
@@ -185,19 +189,7 @@ async function main() {
   const snaps = agents.map((a) => a.received.snapshot);
   await ctl.close();
   const r0 = performance.now();
-  const resynced = Promise.all(
-    agents.map(
-      (a) =>
-        new Promise<void>((r) => {
-          const off = a.on((e) => {
-            if (e.type === 'applied') {
-              off();
-              r();
-            }
-          });
-        }),
-    ),
-  );
+  const resynced = allApplied(agents);
   ctl = await start();
   await resynced;
   const resyncMs = performance.now() - r0;

@@ -1,6 +1,19 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
 import { NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
+
+/** An optional list of networks named by id or name. */
+function NetworkRefs(description: string) {
+  return applyDecorators(
+    ApiPropertyOptional({ description, type: [String] }),
+    IsOptional(),
+    IsArray(),
+    ArrayMaxSize(256),
+    IsString({ each: true }),
+    MaxLength(63, { each: true }),
+  );
+}
 
 export class CreateRouterDto {
   @ApiProperty({ example: 'r1' })
@@ -8,41 +21,18 @@ export class CreateRouterDto {
   @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
   name!: string;
 
-  @ApiPropertyOptional({
-    description: 'networks to attach, by id or name',
-    example: ['blue', 'green'],
-  })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(256)
-  @IsString({ each: true })
-  @MaxLength(63, { each: true })
+  @NetworkRefs('networks to attach, by id or name')
   networks?: string[];
 }
 
 /** Either `networks` (the whole new set) or `attach`/`detach` (changes to it). */
 export class UpdateRouterDto {
-  @ApiPropertyOptional({ description: 'replace the attached networks with this set' })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(256)
-  @IsString({ each: true })
-  @MaxLength(63, { each: true })
+  @NetworkRefs('replace the attached networks with this set')
   networks?: string[];
 
-  @ApiPropertyOptional({ description: 'networks to attach' })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(256)
-  @IsString({ each: true })
-  @MaxLength(63, { each: true })
+  @NetworkRefs('networks to attach')
   attach?: string[];
 
-  @ApiPropertyOptional({ description: 'networks to detach' })
-  @IsOptional()
-  @IsArray()
-  @ArrayMaxSize(256)
-  @IsString({ each: true })
-  @MaxLength(63, { each: true })
+  @NetworkRefs('networks to detach')
   detach?: string[];
 }

@@ -71,19 +71,7 @@ export class RoutersService {
     }
     const { result, revision } = await this.revisions.mutate(
       async (tx) => {
-        const r = await findByIdOrName(
-          tx.manager,
-          RouterEntity,
-          'router',
-          idOrName,
-          'pessimistic_write',
-        );
-        const current = (
-          await tx.query<{ network_id: string }>(
-            'SELECT network_id FROM router_networks WHERE router_id = $1',
-            [r.id],
-          )
-        ).map((x) => x.network_id);
+        const { r, current } = await this.lockRouter(tx, idOrName);
         let next: string[];
         if (dto.networks !== undefined) next = await this.resolve(tx, dto.networks);
         else {
@@ -101,19 +89,7 @@ export class RoutersService {
 
   async delete(idOrName: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const r = await findByIdOrName(
-        tx.manager,
-        RouterEntity,
-        'router',
-        idOrName,
-        'pessimistic_write',
-      );
-      const current = (
-        await tx.query<{ network_id: string }>(
-          'SELECT network_id FROM router_networks WHERE router_id = $1',
-          [r.id],
-        )
-      ).map((x) => x.network_id);
+      const { r, current } = await this.lockRouter(tx, idOrName);
       await this.setNetworks(tx, r.id, r.name, current, [], true);
       await tx.query('DELETE FROM routers WHERE id = $1', [r.id]);
       tx.record({ type: 'router.delete', id: r.id });
@@ -139,6 +115,22 @@ export class RoutersService {
       after !== null ? [limit + 1, after] : [limit + 1],
     );
     return toPage(rows, limit, routerView);
+  }
+
+  /** The router, locked for the rest of the transaction, and its attached network ids. */
+  private async lockRouter(tx: Tx, idOrName: string) {
+    const r = await findByIdOrName(
+      tx.manager,
+      RouterEntity,
+      'router',
+      idOrName,
+      'pessimistic_write',
+    );
+    const rows = await tx.query<{ network_id: string }>(
+      'SELECT network_id FROM router_networks WHERE router_id = $1',
+      [r.id],
+    );
+    return { r, current: rows.map((x) => x.network_id) };
   }
 
   /** Network refs → ids, locking the networks in a fixed order; 404 for unknown ones. */
