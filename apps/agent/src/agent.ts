@@ -214,6 +214,11 @@ export class Agent {
     }
     const errors = await this.o.dataplane.apply(f);
     this.desired = applyDiff(this.desired, f);
+    // A diff applied on top of a known base (the empty state at revision 0, a snapshot or
+    // the restored state) leaves the whole desired state known: drift checks may start.
+    // Without this, an agent that started fresh and was brought forward by diffs only
+    // (the controller answers `hello` at revision 0 with a diff) never repaired drift.
+    this.synced = true;
     this.done(f.toRevision, 'diff', errors);
   }
 

@@ -16,6 +16,8 @@ export function createDataSource(url: string, poolSize = 20): DataSource {
     migrations: MIGRATIONS,
     migrationsTableName: 'migrations',
     synchronize: false,
+    // LATTICE_SQL_LOG=1 prints every statement (debugging only).
+    logging: process.env.LATTICE_SQL_LOG === '1' ? ['query'] : false,
     uuidExtension: 'pgcrypto',
     // A request may hold a connection while it queues for a network's row lock: under a
     // burst, waiting for a free connection is normal, not a sign the database is down.

@@ -76,14 +76,21 @@ export class DesiredStateService implements OnApplicationBootstrap {
   }
 
   /**
-   * Called by the revision log under its lock, inside the committing transaction: brings
-   * the engine to `revision` with `changes` and returns what changed per host. The log
-   * must call `settle(revision, …)` once the transaction has ended.
+   * Called by the revision log under its lock, inside the committing transaction, with
+   * the latest committed revision: brings the engine to `revision` with `changes` and
+   * returns what changed per host. The log must call `settle(revision, …)` once the
+   * transaction has ended.
    */
-  plan(m: EntityManager, revision: number, changes: readonly Change[]): Promise<RevisionUpdate> {
+  plan(
+    m: EntityManager,
+    revision: number,
+    changes: readonly Change[],
+    lastCommitted: number,
+  ): Promise<RevisionUpdate> {
     return this.mutex.run(async () => {
       await this.settlePending();
-      await this.catchUp(m);
+      // Only another replica's commits can put the log ahead of the engine.
+      if (lastCommitted > this.revision) await this.catchUp(m);
       const { hosts } = this.engine!.apply(changes);
       let settle!: (ok: boolean) => void;
       const settled = new Promise<boolean>((r) => (settle = r));

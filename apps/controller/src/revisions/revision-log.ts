@@ -86,24 +86,39 @@ export class RevisionLog {
         const view = async () => (present ? present(manager, result) : (result as unknown as V));
         if (tx.changes.length === 0)
           return { result: await view(), revision: this.desired.currentRevision };
-        await manager.query('SELECT pg_advisory_xact_lock($1)', [REVISION_LOCK]);
-        const [{ r }] = await manager.query<{ r: string }[]>(`SELECT nextval('revision_seq') AS r`);
+        // One round trip: the lock first (the sub-select), then the revision and the
+        // latest committed one, which tells the engine whether another replica committed.
+        const [{ r, last }] = await manager.query<{ r: string; last: string | null }[]>(
+          `SELECT nextval('revision_seq') AS r, (SELECT max(revision) FROM revisions) AS last
+             FROM (SELECT pg_advisory_xact_lock($1)) AS locked`,
+          [REVISION_LOCK],
+        );
         const revision = Number(r);
         planned = revision;
-        const { hosts: updates } = await this.desired.plan(manager, revision, tx.changes);
-        const hosts = [...updates.keys()].sort();
-        await manager.query(
-          `WITH rev AS (INSERT INTO revisions (revision, hosts, changes) VALUES ($1, $2, $3))
-           UPDATE hosts SET desired_revision = $1 WHERE id = ANY($2)`,
-          [revision, hosts, JSON.stringify(tx.changes)],
+        const { hosts: updates } = await this.desired.plan(
+          manager,
+          revision,
+          tx.changes,
+          Number(last ?? 0),
         );
-        for (const [table, ids] of tx.revised) {
-          await manager.query(`UPDATE ${table} SET revision = $1 WHERE id = ANY($2)`, [
+        const hosts = [...updates.keys()].sort();
+        // And one more for everything the revision writes: the log row, the hosts' desired
+        // revision, the revision stamped on the changed rows, the notification.
+        const stamps = [...tx.revised].map(
+          ([table, ids], k) =>
+            `, s${k} AS (UPDATE ${table} SET revision = $1 WHERE id = ANY($${k + 4}))`,
+        );
+        await manager.query(
+          `WITH rev AS (INSERT INTO revisions (revision, hosts, changes) VALUES ($1, $2, $3)),
+                h AS (UPDATE hosts SET desired_revision = $1 WHERE id = ANY($2))${stamps.join('')}
+           SELECT pg_notify('lattice_revisions', $1::text)`,
+          [
             revision,
-            [...ids],
-          ]);
-        }
-        await manager.query(`SELECT pg_notify('lattice_revisions', $1)`, [String(revision)]);
+            hosts,
+            JSON.stringify(tx.changes),
+            ...[...tx.revised.values()].map((ids) => [...ids]),
+          ],
+        );
         return { result: await view(), revision };
       });
       if (planned !== undefined) this.desired.settle(planned, true);
