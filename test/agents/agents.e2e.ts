@@ -144,6 +144,41 @@ describe('agents converge on the desired state', () => {
     await expectConvergedSoon();
   });
 
+  it('reaches agents connected to another replica (LISTEN/NOTIFY), and waits for them', async () => {
+    const replica = await startController({
+      env: ENV,
+      databaseUrl: t.databaseUrl,
+      dataDir: t.dataDir,
+    });
+    const dir2 = join(dir, 'replica');
+    const host = (await t.post('/hosts', { name: 'r1', underlayIp: '192.0.2.31' }).expect(201))
+      .body;
+    const onReplica = spawnAgent({
+      url: replica.url,
+      host: 'r1',
+      token: host.agentToken,
+      stateDir: dir2,
+    });
+    try {
+      await onReplica.waitFor(/applied revision/);
+      // through the first controller; the agent listens to the replica
+      const res = await t
+        .post('/instances?wait=applied&timeoutMs=10000', {
+          name: 'cross',
+          network: 'blue',
+          host: 'r1',
+        })
+        .expect(201);
+      const port = onReplica.applied().find((r) => r.kind === 'port');
+      expect(port?.spec).toMatchObject({ mac: res.body.mac });
+      expect(byKey(onReplica.applied())).toEqual(byKey((await desired('r1')).resources));
+    } finally {
+      await onReplica.stop();
+      await replica.close();
+    }
+    await t.del('/instances/cross?wait=applied').expect(200);
+  });
+
   it('survives a controller restart: agents resync without snapshots and lose nothing', async () => {
     const before = Object.fromEntries(
       Object.entries(agents).map(([h, a]) => [h, byKey(a.applied())]),

@@ -21,6 +21,7 @@ import { PoolsController } from './pools/pools.controller.js';
 import { PoolsService } from './pools/pools.service.js';
 import { RevisionLog } from './revisions/revision-log.js';
 import { DesiredStateService } from './desired-state/desired-state.service.js';
+import { RevisionListener } from './desired-state/revision-listener.js';
 import { RoutersController } from './routers/routers.controller.js';
 import { RoutersService } from './routers/routers.service.js';
 
@@ -55,6 +56,7 @@ export class AppModule {
         AgentSessions,
         AgentGateway,
         DesiredStateService,
+        RevisionListener,
         RevisionLog,
         PoolsService,
         HostsService,

@@ -142,6 +142,7 @@ export class DesiredStateService implements OnApplicationBootstrap {
 
   /** Applies and publishes revisions committed elsewhere that the engine has not seen. */
   private async catchUp(m: EntityManager): Promise<void> {
+    if (!this.engine) return this.rebuild();
     for (const { revision, changes } of await loadChangesSince(m, this.revision)) {
       const { hosts } = this.engine!.apply(changes);
       this.revision = revision;
