@@ -144,7 +144,7 @@ export class DesiredStateService implements OnApplicationBootstrap {
   private async catchUp(m: EntityManager): Promise<void> {
     if (!this.engine) return this.rebuild();
     for (const { revision, changes } of await loadChangesSince(m, this.revision)) {
-      const { hosts } = this.engine!.apply(changes);
+      const { hosts } = this.engine.apply(changes);
       this.revision = revision;
       if (hosts.size > 0) this.updates$.next({ revision, hosts });
     }

@@ -105,7 +105,7 @@ export class RevisionLog {
         // And one more for everything the revision writes: the log row, the hosts' desired
         // revision, the revision stamped on the changed rows, the notification.
         const stamps = [...tx.revised].map(
-          ([table, ids], k) =>
+          ([table], k) =>
             `, s${k} AS (UPDATE ${table} SET revision = $1 WHERE id = ANY($${k + 4}))`,
         );
         await manager.query(

@@ -53,6 +53,19 @@ export function renderPortUpsert(spec: PortSpec, op: UpsertOp, ctx: RenderContex
   steps.push(
     { stage: 'ip', line: `link set ${spec.veth} master ${spec.bridge} mtu ${spec.mtu} up` },
     { stage: 'bridge', line: portFlagsLine(spec.veth, spec.flags) },
+  );
+  if (create && (spec.flags?.learning ?? true)) {
+    // A moved instance: the bridge may still hold what it learned while the instance lived
+    // on another host (its MAC behind the VXLAN device or the uplink), and would send frames
+    // for it back where they came from until the instance speaks. Point the entry at the
+    // new port, as a hypervisor's announce after a migration does; it ages like a learned one.
+    steps.push({
+      stage: 'bridge',
+      line: `fdb replace ${spec.mac} dev ${spec.veth} master dynamic`,
+      optional: true,
+    });
+  }
+  steps.push(
     inst(ns, 'link set lo up'),
     inst(ns, `link set ${INSTANCE_DEV} address ${spec.mac} mtu ${spec.mtu} up`),
   );

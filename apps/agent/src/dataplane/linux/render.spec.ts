@@ -154,6 +154,7 @@ describe('renderUpsert', () => {
       'ip: link add ltv000000000001 mtu 1450 type veth peer name eth0 netns lab-i-web1',
       'ip: link set ltv000000000001 master ltbr-aa mtu 1450 up',
       `bridge: link set dev ltv000000000001 ${DEFAULTS}`,
+      'bridge: fdb replace 02:00:00:00:00:01 dev ltv000000000001 master dynamic (optional)',
       'instance lab-i-web1: link set lo up',
       'instance lab-i-web1: link set eth0 address 02:00:00:00:00:01 mtu 1450 up',
       'instance lab-i-web1: addr replace 10.0.0.2/24 dev eth0',
