@@ -5,7 +5,6 @@
  */
 export * from './resources.js';
 export * from './names.js';
-export * from './ip.js';
 export {
   computeAll,
   computeHost,

@@ -16,9 +16,30 @@ export function isIpv4(s: string): boolean {
   return typeof s === 'string' && ipaddr.IPv4.isValidFourPartDecimal(s) && !/(^|\.)0\d/.test(s);
 }
 
+/**
+ * Dotted quad to number, without allocating a parser object: this runs on the engine's
+ * hot path. Input must be valid (check with `isIpv4` at the edges); otherwise NaN.
+ */
 export function ipToInt(s: string): number {
-  const b = ipaddr.IPv4.parse(s).toByteArray();
-  return ((b[0] << 24) | (b[1] << 16) | (b[2] << 8) | b[3]) >>> 0;
+  let n = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i) - 48;
+    if (c === -2) {
+      if (digits === 0 || octet > 255) return NaN;
+      n = n * 256 + octet;
+      octet = 0;
+      digits = 0;
+      dots++;
+    } else if (c >= 0 && c <= 9 && digits < 3 && !(digits === 1 && octet === 0)) {
+      octet = octet * 10 + c;
+      digits++;
+    } else return NaN;
+  }
+  if (dots !== 3 || digits === 0 || octet > 255) return NaN;
+  return n * 256 + octet;
 }
 
 export function intToIp(n: number): string {
@@ -33,7 +54,7 @@ function maskOf(prefix: number): number {
 export function parseCidr(s: string): (Cidr & { readonly addr: number }) | null {
   if (typeof s !== 'string') return null;
   const m = /^([0-9.]+)\/(\d{1,2})$/.exec(s);
-  if (!m || !isIpv4(m[1])) return null;
+  if (!m || Number.isNaN(ipToInt(m[1]))) return null;
   const prefix = Number(m[2]);
   if (prefix > 32) return null;
   const addr = ipToInt(m[1]);
@@ -72,6 +93,18 @@ export function contains(c: Cidr, ip: number): boolean {
 
 export function overlaps(a: Cidr, b: Cidr): boolean {
   return a.base <= broadcast(b) && b.base <= broadcast(a);
+}
+
+/** The CIDR's prefix length (null when malformed). */
+export function prefixLength(cidr: string): number | null {
+  return parseCidr(cidr)?.prefix ?? null;
+}
+
+/** Whether dotted-quad `ip` lies in `cidr` (false when either is malformed). */
+export function cidrContains(cidr: string, ip: string): boolean {
+  const c = parseCidr(cidr);
+  const n = ipToInt(ip);
+  return c !== null && !Number.isNaN(n) && contains(c, n);
 }
 
 /** The aligned block of `prefix` bits inside which `ip` falls. */

@@ -1,4 +1,16 @@
-import { firstUsable, cidrContains, prefixLength } from '../ip.js';
+import {
+  cidrContains,
+  firstUsable as firstUsableInt,
+  intToIp,
+  parseCidr,
+  prefixLength,
+} from '../../../model/src/index.js';
+
+/** The first usable address of a block: the host's gateway for it. */
+function firstUsable(cidr: string): string | null {
+  const c = parseCidr(cidr);
+  return c ? intToIp(firstUsableInt(c)) : null;
+}
 import { networkGatewayMac, vethName as vethOf } from '../names.js';
 import { resource, type PortFlags } from '../resources.js';
 import type { HostSink, NetworkOnHost } from './model.js';
