@@ -161,6 +161,14 @@ describe('agents converge on the desired state', () => {
     });
     try {
       await onReplica.waitFor(/applied revision/);
+      // ?wait=applied waits for connected agents: let the replica's status reach the table
+      const deadline = Date.now() + 5000;
+      while (
+        !(await t.get('/hosts/r1').expect(200)).body.agent.connected &&
+        Date.now() < deadline
+      ) {
+        await new Promise((r) => setTimeout(r, 50));
+      }
       // through the first controller; the agent listens to the replica
       const res = await t
         .post('/instances?wait=applied&timeoutMs=10000', {

@@ -1,6 +1,6 @@
-import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import { Subject } from 'rxjs';
-import { DataSource, EntityManager } from 'typeorm';
+import { DataSource, EntityManager, type QueryRunner } from 'typeorm';
 import {
   DesiredStateEngine,
   diff,
@@ -55,7 +55,7 @@ interface Pending extends RevisionUpdate {
  * for a row lock, so it cannot deadlock with the database.
  */
 @Injectable()
-export class DesiredStateService implements OnApplicationBootstrap {
+export class DesiredStateService implements OnApplicationBootstrap, OnModuleDestroy {
   private readonly log = new Logger('desired-state');
   private engine: DesiredStateEngine | undefined;
   /** The last revision the engine holds (pending or committed). */
@@ -64,7 +64,40 @@ export class DesiredStateService implements OnApplicationBootstrap {
   private readonly mutex = new Mutex();
   readonly updates$ = new Subject<RevisionUpdate>();
 
+  /**
+   * A connection of its own for reading the log and the topology while holding the
+   * mutex: were it taken from the pool, a burst of requests holding every pooled
+   * connection while they queue for the revision lock would wait on the mutex, and the
+   * mutex holder on them.
+   */
+  private reader: QueryRunner | undefined;
+
   constructor(private readonly ds: DataSource) {}
+
+  async onModuleDestroy(): Promise<void> {
+    await this.reader?.release().catch(() => undefined);
+  }
+
+  /** Runs `fn` on the dedicated connection, replacing it once if it was lost. */
+  private async withReader<T>(fn: (m: EntityManager) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      if (!this.reader || this.reader.isReleased) {
+        this.reader = this.ds.createQueryRunner();
+        await this.reader.connect();
+      }
+      try {
+        return await fn(this.reader.manager);
+      } catch (e) {
+        const lost =
+          /Connection terminated|ECONNRESET|ECONNREFUSED|not queryable|Client has encountered a connection error/i.test(
+            (e as Error)?.message ?? '',
+          );
+        await this.reader.release().catch(() => undefined);
+        this.reader = undefined;
+        if (!lost || attempt >= 2) throw e;
+      }
+    }
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     await this.mutex.run(() => this.rebuild());
@@ -116,7 +149,7 @@ export class DesiredStateService implements OnApplicationBootstrap {
   ): Promise<T> {
     return this.mutex.run(async () => {
       await this.settlePending();
-      await this.catchUp(this.ds.manager);
+      await this.withReader((m) => this.catchUp(m));
       const engine = this.engine!;
       return fn({ revision: this.revision, stateOf: (id) => engine.stateOf(id) });
     });
@@ -156,7 +189,7 @@ export class DesiredStateService implements OnApplicationBootstrap {
    */
   private async rebuild(): Promise<void> {
     const started = performance.now();
-    const { topology, revision } = await loadTopology(this.ds.manager);
+    const { topology, revision } = await this.withReader((m) => loadTopology(m));
     const before = this.engine;
     const engine = new DesiredStateEngine(topology);
     this.engine = engine;

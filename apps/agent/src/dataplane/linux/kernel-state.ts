@@ -185,6 +185,20 @@ function vxlanImmutableDiff(link: LinkJson, r: ResourceOf<'vxlan'>): string[] {
     .map(([k, a, b]) => `${k} ${String(a)} != ${String(b)}`);
 }
 
+/**
+ * A learning bridge that holds the MAC of a local instance on another port (learned from
+ * frames the instance sent while it lived on another host, e.g. still arriving after a
+ * move) sends frames for it back where they came from until the instance speaks again.
+ */
+function misplacedMac(snap: KernelSnapshot, s: ResourceOf<'port'>['spec']): string[] {
+  if (s.flags?.learning === false) return [];
+  const mac = lower(s.mac);
+  const e = snap.fdb.find(
+    (x) => x.master === s.bridge && lower(x.mac) === mac && x.state !== 'permanent',
+  );
+  return e && e.ifname !== s.veth ? [`bridge has ${s.mac} on ${e.ifname}`] : [];
+}
+
 function diffResource(r: Resource, snap: KernelSnapshot, prefix: string): Repair | null {
   const repair = (op: UpsertOp, what: readonly string[]): Repair | null =>
     what.length === 0 ? null : { resource: r, op, message: what.join('; ') };
@@ -246,6 +260,7 @@ function diffResource(r: Resource, snap: KernelSnapshot, prefix: string): Repair
       return repair('update', [
         ...linkDiff(l, { master: s.bridge, mtu: s.mtu }),
         ...(l.master === s.bridge ? flagsDiff(l, s.flags) : []),
+        ...misplacedMac(snap, s),
         ...(instance
           ? diffPortInstance(s, instance.addrs, instance.routes).map((m) => `${ns}: ${m}`)
           : [`instance namespace ${ns} unreadable`]),

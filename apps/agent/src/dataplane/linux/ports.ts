@@ -54,11 +54,12 @@ export function renderPortUpsert(spec: PortSpec, op: UpsertOp, ctx: RenderContex
     { stage: 'ip', line: `link set ${spec.veth} master ${spec.bridge} mtu ${spec.mtu} up` },
     { stage: 'bridge', line: portFlagsLine(spec.veth, spec.flags) },
   );
-  if (create && (spec.flags?.learning ?? true)) {
+  if (spec.flags?.learning ?? true) {
     // A moved instance: the bridge may still hold what it learned while the instance lived
     // on another host (its MAC behind the VXLAN device or the uplink), and would send frames
     // for it back where they came from until the instance speaks. Point the entry at the
-    // new port, as a hypervisor's announce after a migration does; it ages like a learned one.
+    // new port, as a hypervisor's announce after a migration does; it ages like a learned
+    // one. Drift checks re-point it when late frames from the old place taught it again.
     steps.push({
       stage: 'bridge',
       line: `fdb replace ${spec.mac} dev ${spec.veth} master dynamic`,
