@@ -60,8 +60,25 @@ export async function createController(config: Config): Promise<Controller> {
       tokens: { admin: adminToken, viewer: config.viewerToken },
     }),
     new FastifyAdapter({ bodyLimit: config.bodyLimit }),
-    { logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1), abortOnError: false },
+    {
+      logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1),
+      abortOnError: false,
+      bodyParser: false,
+    },
   );
+  // Clients often send `content-type: application/json` on a DELETE with no body:
+  // an empty JSON body means "no body" rather than a 400.
+  const fastify = app.getHttpAdapter().getInstance();
+  fastify.removeContentTypeParser('application/json');
+  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
+    const text = typeof body === 'string' ? body : body.toString('utf8');
+    if (text.trim() === '') return done(null, undefined);
+    try {
+      done(null, JSON.parse(text));
+    } catch {
+      done(Object.assign(new Error('the body is not valid JSON'), { statusCode: 400 }), undefined);
+    }
+  });
   app.useWebSocketAdapter(new WsAdapter(app));
   app.setGlobalPrefix(API_PREFIX);
   app.useGlobalPipes(

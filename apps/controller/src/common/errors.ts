@@ -143,16 +143,13 @@ export function toErrorBody(e: unknown): ErrorBody {
       };
     }
   }
-  const fastify = e as { statusCode?: number; code?: string; message?: string };
-  if (
-    typeof fastify?.code === 'string' &&
-    fastify.code.startsWith('FST_') &&
-    typeof fastify.statusCode === 'number'
-  ) {
+  // Errors raised by Fastify while reading the request (body too large, malformed JSON).
+  const http = e as { statusCode?: number; message?: string };
+  if (typeof http?.statusCode === 'number' && http.statusCode >= 400 && http.statusCode < 500) {
     return {
-      statusCode: fastify.statusCode,
-      error: STATUS_CODES[fastify.statusCode] ?? 'Error',
-      message: fastify.message ?? '',
+      statusCode: http.statusCode,
+      error: STATUS_CODES[http.statusCode] ?? 'Error',
+      message: http.message ?? '',
     };
   }
   if (/timeout exceeded when trying to connect/.test((e as Error)?.message ?? '')) {
