@@ -28,7 +28,8 @@ describe('ipv4', () => {
     for (const bad of ['10.0.0.0/33', '10.0.0.0', '10.0.0.0/-1', 'x/24'])
       expect(parseCidr(bad)).toBeNull();
     expect(isCanonicalCidr('10.0.0.1/24')).toBe(false);
-    for (const bad of ['010.0.0.1', '1..2.3', '1.2.3.', '256.1.1.1', '1.2.3.4.', '1234.1.1.1']) expect(ipToInt(bad)).toBeNaN();
+    for (const bad of ['010.0.0.1', '1..2.3', '1.2.3.', '256.1.1.1', '1.2.3.4.', '1234.1.1.1'])
+      expect(ipToInt(bad)).toBeNaN();
     expect(parseCidr('010.0.0.0/24')).toBeNull();
     expect(isCanonicalCidr('10.0.0.0/24')).toBe(true);
   });
