@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { encode } from '../../libs/protocol/src/index.js';
-import { startController, type TestController } from '../support/controller.js';
+import { startController, VIEWER_TOKEN, type TestController } from '../support/controller.js';
 
 /** The /agent endpoint refuses what it must, in a defined way, and keeps serving others. */
 let t: TestController;
@@ -147,6 +147,27 @@ describe('agent endpoint security', () => {
     expect(other.ws.readyState).toBe(WebSocket.OPEN);
     other.ws.close();
     await other.closed;
+  });
+
+  it('rotates an agent token: the connected agent is dropped, the old token refused, the new one accepted', async () => {
+    const h = await t.newHost();
+    const c = await connect();
+    c.ws.send(hello(h.name, h.agentToken));
+    await c.next();
+    const rotated = await t.post(`/hosts/${h.name}/agent-token`).expect(200);
+    expect(rotated.body.agentToken).toMatch(/^lah_/);
+    expect(rotated.body.agentToken).not.toBe(h.agentToken);
+    expect(await c.closed).toEqual({ code: 1008, reason: 'agent token revoked' });
+    const old = await connect();
+    old.ws.send(hello(h.name, h.agentToken));
+    expect((await old.closed).code).toBe(1008);
+    const fresh = await connect();
+    fresh.ws.send(hello(h.name, rotated.body.agentToken));
+    expect((await fresh.next()).type).toMatch(/diff|snapshot/);
+    fresh.ws.close();
+    await fresh.closed;
+    await t.post(`/hosts/${h.name}/agent-token`, undefined, VIEWER_TOKEN).expect(403);
+    await t.post('/hosts/nope/agent-token').expect(404);
   });
 
   it('disconnects a silent agent after the heartbeat timeout', async () => {

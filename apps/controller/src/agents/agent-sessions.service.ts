@@ -117,6 +117,11 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
     return s && { lastSeen: new Date(s.lastSeen), version: s.agentVersion, applied: s.applied };
   }
 
+  /** Disconnects the host's agent because its token was revoked. */
+  revoke(hostId: string): void {
+    this.sessions.get(hostId)?.socket.close(CLOSE.POLICY, 'agent token revoked');
+  }
+
   get connectedCount(): number {
     return this.sessions.size;
   }

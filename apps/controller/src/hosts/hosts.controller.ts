@@ -42,6 +42,13 @@ export class HostsController {
     }));
   }
 
+  /** A new agent token for the host (shown once); the old one stops working. */
+  @Post(':idOrName/agent-token')
+  @HttpCode(200)
+  rotateToken(@Param('idOrName') idOrName: string) {
+    return this.hosts.rotateToken(idOrName);
+  }
+
   @Delete(':idOrName')
   @HttpCode(200)
   delete(@Param('idOrName') idOrName: string) {

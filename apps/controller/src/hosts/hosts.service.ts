@@ -128,6 +128,31 @@ export class HostsService {
     return toPage(await qb.getMany(), limit, this.view);
   }
 
+  /**
+   * Issues a new agent token (shown once) and revokes the old one: an agent connected
+   * with it is disconnected and must come back with the new token.
+   */
+  async rotateToken(idOrName: string) {
+    const agentToken = newToken('lah');
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const host = await findByIdOrName(
+        tx.manager,
+        HostEntity,
+        'host',
+        idOrName,
+        'pessimistic_write',
+      );
+      await tx.manager.update(
+        HostEntity,
+        { id: host.id },
+        { agentTokenHash: hashToken(agentToken) },
+      );
+      return host.id;
+    });
+    this.agents.revoke(result);
+    return { ...(await this.get(result)), agentToken, revision };
+  }
+
   /** 409 while instances still live on the host. */
   async delete(idOrName: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
