@@ -29,4 +29,5 @@ export default {
   globalTeardown: '<rootDir>/test/support/global-teardown.cts',
   testTimeout: 60000,
   maxWorkers: 2,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.cjs'],
 };
