@@ -182,6 +182,7 @@ export class LinuxDataplane implements Dataplane {
       await this.readContext(),
       errors,
     );
+    await this.removeEmptyNamespaces(diff.deletes.filter((r) => !errors.has(r.key)));
     return [...errors].map(([key, message]) => ({ key, message }));
   }
 
@@ -192,16 +193,28 @@ export class LinuxDataplane implements Dataplane {
   private deleteWork(r: Resource): Work {
     const render = (ctx: RenderContext): readonly Step[] => {
       const steps = renderDelete(r, ctx).filter((s) => s.line !== `link del ${this.opts.uplink}`);
-      if (r.kind !== 'port') return steps;
-      // Another desired port may live in the same instance namespace (a name reused
-      // within one diff): that namespace stays.
-      const ns = instanceNetns(this.prefix, r.spec);
-      const reused = [...this.desired.values()].some(
-        (d) => d.kind === 'port' && instanceNetns(this.prefix, d.spec) === ns,
-      );
-      return reused ? steps.filter((s) => s.stage !== 'netns') : steps;
+      // An instance namespace is removed afterwards, and only when nothing is plugged into
+      // it any more (see removeEmptyNamespaces): a moved instance's namespace may already
+      // hold the new host's veth.
+      return r.kind === 'port' ? steps.filter((s) => s.stage !== 'netns') : steps;
     };
     return { key: r.key, render, tolerateAbsent: true };
+  }
+
+  /**
+   * Deletes the namespaces of removed ports that hold nothing but `lo`. One that another
+   * port of this host or another host's agent has plugged into (an instance moved in the
+   * lab: both hosts' agents use the same instance namespace) stays.
+   */
+  private async removeEmptyNamespaces(ports: readonly Resource[]): Promise<void> {
+    for (const r of ports) {
+      if (r.kind !== 'port') continue;
+      const ns = instanceNetns(this.prefix, r.spec);
+      const res = await this.run(['ip', '-n', ns, '-j', 'link', 'show']);
+      if (res.code !== 0) continue; // already gone
+      const links = res.stdout.trim() ? (JSON.parse(res.stdout) as { ifname: string }[]) : [];
+      if (links.every((l) => l.ifname === 'lo')) await this.run(['ip', 'netns', 'del', ns]);
+    }
   }
 
   /**
