@@ -4,40 +4,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 
-export interface HostView {
-  id: string;
-  name: string;
-  underlayIp: string;
-  uplink: string;
-  agent: {
-    connected: boolean;
-    lastSeen: string | null;
-    version: string | null;
-    errors: { key: string; message: string }[];
-    drift: { key: string; message: string }[];
-  };
-  desiredRevision: number;
-  appliedRevision: number;
-  inSync: boolean;
-}
-
-export interface InstanceView {
-  id: string;
-  name: string;
-  network: string;
-  host: string;
-  ip: string;
-  mac: string;
-  state: string;
-}
-
-export interface PoolUsage {
-  start: number;
-  end: number;
-  size: number;
-  used: number;
-  free: number;
-}
+// The controller's own response shapes (type-only imports: nothing of NestJS is loaded).
+export type { HostView } from '../../apps/controller/src/hosts/hosts.service.js';
+export type { InstanceView } from '../../apps/controller/src/instances/instances.service.js';
+export type { PoolUsage } from '../../apps/controller/src/pools/pools.service.js';
+import type { HostView } from '../../apps/controller/src/hosts/hosts.service.js';
+import type { InstanceView } from '../../apps/controller/src/instances/instances.service.js';
+import type { PoolUsage } from '../../apps/controller/src/pools/pools.service.js';
 
 export class ApiError extends Error {
   constructor(

@@ -2,35 +2,11 @@
  * Running iproute2 and friends for the lab: no shell, stdin for `-batch -`, never rejects
  * for a non-zero exit (callers read `code`, or use `must`).
  */
-import { spawn } from 'node:child_process';
+import { spawnRunner, type CommandResult } from '../../apps/agent/src/dataplane/linux/commands.js';
 
-export interface Result {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-export function run(argv: readonly string[], input?: string): Promise<Result> {
-  return new Promise((resolve) => {
-    const child = spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-    const out: Buffer[] = [];
-    const err: Buffer[] = [];
-    child.stdout.on('data', (b: Buffer) => out.push(b));
-    child.stderr.on('data', (b: Buffer) => err.push(b));
-    child.on('error', (e: NodeJS.ErrnoException) =>
-      resolve({ code: e.code === 'ENOENT' ? 127 : 1, stdout: '', stderr: e.message }),
-    );
-    child.on('close', (code, signal) =>
-      resolve({
-        code: code ?? (signal ? 128 : 1),
-        stdout: Buffer.concat(out).toString(),
-        stderr: Buffer.concat(err).toString(),
-      }),
-    );
-    child.stdin.on('error', () => undefined);
-    child.stdin.end(input ?? '');
-  });
-}
+/** The agent's own runner: no shell, stdin for `-batch -`, ENOENT as exit 127. */
+export type Result = CommandResult;
+export const run = spawnRunner;
 
 /** Like `run`, but a non-zero exit is an error naming the command and its stderr. */
 export async function must(argv: readonly string[], input?: string): Promise<string> {
