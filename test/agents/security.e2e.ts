@@ -170,6 +170,38 @@ describe('agent endpoint security', () => {
     await t.post('/hosts/nope/agent-token').expect(404);
   });
 
+  it('sends a snapshot to an agent whose state came from another database', async () => {
+    const h = await t.newHost();
+    await t
+      .post('/networks', { name: 'epoch-net', model: 'overlay', cidr: '10.78.0.0/24' })
+      .expect(201);
+    await t.post('/instances', { name: 'epoch-i', network: 'epoch-net', host: h.name }).expect(201);
+    const current = (await t.get('/health', '').expect(200)).body.revision;
+    const ask = async (cluster?: string) => {
+      const c = await connect();
+      c.ws.send(
+        encode({
+          type: 'hello',
+          host: h.name,
+          token: h.agentToken,
+          appliedRevision: current,
+          agentVersion: 'test',
+          ...(cluster ? { cluster } : {}),
+        }),
+      );
+      const f = await c.next();
+      c.ws.close();
+      await c.closed;
+      return f;
+    };
+    const first = await ask();
+    expect(first.type).toBe('snapshot'); // a revision without its database means nothing
+    expect(first.cluster).toMatch(/^[0-9a-f-]{36}$/);
+    expect((await ask('00000000-0000-0000-0000-000000000000')).type).toBe('snapshot');
+    const same = await ask(first.cluster);
+    expect(same).toMatchObject({ type: 'diff', upserts: [], deletes: [] });
+  });
+
   it('disconnects a silent agent after the heartbeat timeout', async () => {
     const c = await connect();
     c.ws.send(hello(h1.name, h1.agentToken));

@@ -57,6 +57,8 @@ export class Agent {
   private socket: WebSocket | undefined;
   private desired = new Map<string, Resource>();
   private applied = 0;
+  /** The id of the controller database the applied state came from. */
+  private cluster: string | undefined;
   private stopped = false;
   private attempt = 0;
   private queue: Promise<void> = Promise.resolve();
@@ -96,6 +98,7 @@ export class Agent {
     if (saved) {
       this.desired = new Map(saved.resources.map((r) => [r.key, r]));
       this.applied = saved.revision;
+      this.cluster = saved.cluster;
       const errors = await this.o.dataplane.sync(saved.resources);
       this.synced = true;
       this.say(
@@ -142,6 +145,7 @@ export class Agent {
         token: this.o.token,
         appliedRevision: this.applied,
         agentVersion: AGENT_VERSION,
+        ...(this.cluster ? { cluster: this.cluster } : {}),
       });
     });
     s.on('message', (data: Buffer) => {
@@ -193,6 +197,7 @@ export class Agent {
 
   private async onSnapshot(f: Snapshot): Promise<void> {
     this.received.snapshot++;
+    this.cluster = f.cluster;
     const errors = await this.o.dataplane.sync(f.resources);
     this.synced = true;
     this.desired = new Map(f.resources.map((r) => [r.key, r]));
@@ -203,6 +208,7 @@ export class Agent {
     this.received.diff++;
     if (f.toRevision <= this.applied) {
       // Already there (e.g. the in-sync answer to a hello): say so again.
+      this.cluster = f.cluster;
       this.done(this.applied, 'diff', []);
       return;
     }
@@ -214,6 +220,7 @@ export class Agent {
     }
     const errors = await this.o.dataplane.apply(f);
     this.desired = applyDiff(this.desired, f);
+    this.cluster = f.cluster;
     // A diff applied on top of a known base (the empty state at revision 0, a snapshot or
     // the restored state) leaves the whole desired state known: drift checks may start.
     // Without this, an agent that started fresh and was brought forward by diffs only
@@ -245,11 +252,15 @@ export class Agent {
     return this.o.stateDir ? join(this.o.stateDir, 'state.json') : undefined;
   }
 
-  private load(): { revision: number; resources: Resource[] } | undefined {
+  private load(): { revision: number; cluster?: string; resources: Resource[] } | undefined {
     const p = this.statePath();
     if (!p || !existsSync(p)) return undefined;
     try {
-      const v = JSON.parse(readFileSync(p, 'utf8')) as { revision: number; resources: Resource[] };
+      const v = JSON.parse(readFileSync(p, 'utf8')) as {
+        revision: number;
+        cluster?: string;
+        resources: Resource[];
+      };
       if (Number.isSafeInteger(v.revision) && Array.isArray(v.resources)) return v;
     } catch {
       // fall through: a damaged file means starting from a snapshot
@@ -265,7 +276,11 @@ export class Agent {
     mkdirSync(this.o.stateDir!, { recursive: true });
     writeFileSync(
       `${p}.tmp`,
-      JSON.stringify({ revision: this.applied, resources: [...this.desired.values()] }),
+      JSON.stringify({
+        revision: this.applied,
+        cluster: this.cluster,
+        resources: [...this.desired.values()],
+      }),
     );
     renameSync(`${p}.tmp`, p);
   }

@@ -46,11 +46,15 @@ export interface Hello {
   readonly token: string;
   readonly appliedRevision: number;
   readonly agentVersion: string;
+  /** The cluster id that came with the agent's applied state (absent without state). */
+  readonly cluster?: string;
 }
 
 export interface Snapshot {
   readonly v: number;
   readonly type: 'snapshot';
+  /** The controller's cluster id: the agent keeps it with the state. */
+  readonly cluster: string;
   readonly revision: number;
   /** The host's whole desired state, in apply order. */
   readonly resources: readonly Resource[];
@@ -59,6 +63,7 @@ export interface Snapshot {
 export interface DiffFrame {
   readonly v: number;
   readonly type: 'diff';
+  readonly cluster: string;
   readonly fromRevision: number;
   readonly toRevision: number;
   /** Apply all upserts in order, then all deletes in order. */

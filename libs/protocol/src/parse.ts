@@ -60,6 +60,7 @@ function check(f: Record<string, unknown>): string | null {
       if (!isRevision(f.appliedRevision))
         return 'hello.appliedRevision must be a non-negative integer';
       if (!isStr(f.agentVersion, 64)) return 'hello.agentVersion must be a string';
+      if (f.cluster !== undefined && !isStr(f.cluster, 64)) return 'hello.cluster must be a string';
       return null;
     case 'ack':
       return isRevision(f.revision) ? null : 'ack.revision must be a non-negative integer';
@@ -74,9 +75,11 @@ function check(f: Record<string, unknown>): string | null {
       if (!isRevision(f.revision)) return 'drift.revision must be a non-negative integer';
       return checkErrors(f.items, 'drift.items', true);
     case 'snapshot':
+      if (!isStr(f.cluster, 64)) return 'snapshot.cluster must be a string';
       if (!isRevision(f.revision)) return 'snapshot.revision must be a non-negative integer';
       return checkResources(f.resources, 'snapshot.resources', false);
     case 'diff':
+      if (!isStr(f.cluster, 64)) return 'diff.cluster must be a string';
       if (
         !isRevision(f.fromRevision) ||
         !isRevision(f.toRevision) ||

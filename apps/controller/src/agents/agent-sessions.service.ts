@@ -80,6 +80,8 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
   private subscription: Subscription | undefined;
   private timers: NodeJS.Timeout[] = [];
   private flushing: Promise<void> = Promise.resolve();
+  /** This database's id: an agent whose state came from elsewhere gets a snapshot. */
+  private cluster = '';
 
   constructor(
     private readonly ds: DataSource,
@@ -89,6 +91,8 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
   ) {}
 
   async onModuleInit(): Promise<void> {
+    const [cluster] = await this.ds.query<{ id: string }[]>('SELECT id FROM cluster');
+    this.cluster = cluster.id;
     const rows = await this.ds.query<{ id: string; desired_revision: string }[]>(
       'SELECT id, desired_revision FROM hosts',
     );
@@ -217,12 +221,21 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
       };
       this.sessions.set(row.id, session);
       this.metrics.connected.set(this.sessions.size);
-      const resume = h.appliedRevision <= revision ? history.since(h.appliedRevision) : null;
+      // A revision only means something in the database that issued it.
+      const ours = h.appliedRevision === 0 || h.cluster === this.cluster;
+      const resume =
+        ours && h.appliedRevision <= revision ? history.since(h.appliedRevision) : null;
       if (resume) {
         const to = Math.max(history.revision, h.appliedRevision);
         this.send(
           session,
-          { type: 'diff', fromRevision: h.appliedRevision, toRevision: to, ...resume },
+          {
+            type: 'diff',
+            cluster: this.cluster,
+            fromRevision: h.appliedRevision,
+            toRevision: to,
+            ...resume,
+          },
           to,
         );
         this.metrics.resyncs.inc({ kind: 'diff' });
@@ -232,6 +245,7 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
           session,
           {
             type: 'snapshot',
+            cluster: this.cluster,
             revision: history.revision,
             resources: inApplyOrder(stateOf(row.id)),
           },
@@ -331,6 +345,7 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
         s,
         {
           type: 'diff',
+          cluster: this.cluster,
           fromRevision: from,
           toRevision: u.revision,
           upserts: diff.upserts,
