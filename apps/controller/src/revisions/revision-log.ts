@@ -78,54 +78,78 @@ export class RevisionLog {
     work: (tx: Tx) => Promise<T>,
     present: ((m: EntityManager, result: T) => Promise<V>) | undefined,
   ): Promise<{ result: V; revision: number }> {
+    // A query runner rather than ds.transaction(): the answer is read on the same
+    // connection right after COMMIT — outside the revision lock, yet without queueing
+    // for a second pooled connection.
+    const qr = this.ds.createQueryRunner();
+    await qr.connect();
     let planned: number | undefined;
     try {
-      const out = await this.ds.transaction(async (manager) => {
-        const tx = new Tx(manager);
-        const result = await work(tx);
-        const view = async () => (present ? present(manager, result) : (result as unknown as V));
-        if (tx.changes.length === 0)
-          return { result: await view(), revision: this.desired.currentRevision };
-        // One round trip: the lock first (the sub-select), then the revision and the
-        // latest committed one, which tells the engine whether another replica committed.
-        const [{ r, last }] = await manager.query<{ r: string; last: string | null }[]>(
-          `SELECT nextval('revision_seq') AS r, (SELECT max(revision) FROM revisions) AS last
-             FROM (SELECT pg_advisory_xact_lock($1)) AS locked`,
-          [REVISION_LOCK],
-        );
-        const revision = Number(r);
-        planned = revision;
-        const { hosts: updates } = await this.desired.plan(
-          manager,
-          revision,
-          tx.changes,
-          Number(last ?? 0),
-        );
-        const hosts = [...updates.keys()].sort();
-        // And one more for everything the revision writes: the log row, the hosts' desired
-        // revision, the revision stamped on the changed rows, the notification.
-        const stamps = [...tx.revised].map(
-          ([table], k) =>
-            `, s${k} AS (UPDATE ${table} SET revision = $1 WHERE id = ANY($${k + 4}))`,
-        );
-        await manager.query(
-          `WITH rev AS (INSERT INTO revisions (revision, hosts, changes) VALUES ($1, $2, $3)),
-                h AS (UPDATE hosts SET desired_revision = $1 WHERE id = ANY($2))${stamps.join('')}
-           SELECT pg_notify('lattice_revisions', $1::text)`,
-          [
-            revision,
-            hosts,
-            JSON.stringify(tx.changes),
-            ...[...tx.revised.values()].map((ids) => [...ids]),
-          ],
-        );
-        return { result: await view(), revision };
-      });
-      if (planned !== undefined) this.desired.settle(planned, true);
-      return out;
+      await qr.startTransaction();
+      let revision: number;
+      let result: T;
+      try {
+        const tx = new Tx(qr.manager);
+        result = await work(tx);
+        if (tx.changes.length === 0) revision = this.desired.currentRevision;
+        else {
+          revision = await this.commitTail(qr.manager, tx, (r) => (planned = r));
+        }
+        await qr.commitTransaction();
+      } catch (e) {
+        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
+        throw e;
+      }
+      if (planned !== undefined) {
+        this.desired.settle(planned, true);
+        planned = undefined;
+      }
+      const view = present ? await present(qr.manager, result) : (result as unknown as V);
+      return { result: view, revision };
     } catch (e) {
       if (planned !== undefined) this.desired.settle(planned, false);
       throw e;
+    } finally {
+      await qr.release();
     }
+  }
+
+  /**
+   * Under the revision lock (held to COMMIT): draws the revision, has the engine plan it,
+   * and writes what the revision changes. Two round trips.
+   */
+  private async commitTail(
+    m: EntityManager,
+    tx: Tx,
+    onPlanned: (revision: number) => void,
+  ): Promise<number> {
+    // The lock first (the sub-select), then the revision and the latest committed one,
+    // which tells the engine whether another replica committed meanwhile.
+    const [{ r, last }] = await m.query<{ r: string; last: string | null }[]>(
+      `SELECT nextval('revision_seq') AS r, (SELECT max(revision) FROM revisions) AS last
+         FROM (SELECT pg_advisory_xact_lock($1)) AS locked`,
+      [REVISION_LOCK],
+    );
+    const revision = Number(r);
+    onPlanned(revision);
+    const { hosts: updates } = await this.desired.plan(m, revision, tx.changes, Number(last ?? 0));
+    const hosts = [...updates.keys()].sort();
+    // Everything the revision writes: the log row, the hosts' desired revision, the
+    // revision stamped on the changed rows, the notification.
+    const stamps = [...tx.revised].map(
+      ([table], k) => `, s${k} AS (UPDATE ${table} SET revision = $1 WHERE id = ANY($${k + 4}))`,
+    );
+    await m.query(
+      `WITH rev AS (INSERT INTO revisions (revision, hosts, changes) VALUES ($1, $2, $3)),
+            h AS (UPDATE hosts SET desired_revision = $1 WHERE id = ANY($2))${stamps.join('')}
+       SELECT pg_notify('lattice_revisions', $1::text)`,
+      [
+        revision,
+        hosts,
+        JSON.stringify(tx.changes),
+        ...[...tx.revised.values()].map((ids) => [...ids]),
+      ],
+    );
+    return revision;
   }
 }
