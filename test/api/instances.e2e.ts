@@ -322,6 +322,51 @@ describe('bulk create', () => {
     expect((await t.get('/health').expect(200)).body.revision).toBe(before);
   });
 
+  it('mixes networks, explicit addresses and block-based networks in one bulk', async () => {
+    const flat = await t.newNetwork('overlay', '10.42.0.0/28'); // 13 usable
+    const pods = await t.newNetwork('routed', '10.43.0.0/24', { blockPrefixLen: 28 });
+    const items = [
+      { name: 'mx-a', network: flat.name, host: h1.name, ip: '10.42.0.2' },
+      { name: 'mx-b', network: flat.name, host: h1.name },
+      { name: 'mx-c', network: pods.name, host: h1.name },
+      { name: 'mx-d', network: flat.name, host: h2.name, mac: '02:00:00:00:42:01' },
+      { name: 'mx-e', network: pods.name, host: h2.name },
+      { name: 'mx-f', network: pods.name, host: h1.name },
+    ];
+    const res = await t.post('/instances/bulk', { instances: items }).expect(201);
+    const by = Object.fromEntries(res.body.items.map((i: any) => [i.name, i]));
+    expect([by['mx-a'].ip, by['mx-b'].ip, by['mx-d'].ip]).toEqual([
+      '10.42.0.2',
+      '10.42.0.3',
+      '10.42.0.4',
+    ]);
+    expect(by['mx-d'].mac).toBe('02:00:00:00:42:01');
+    expect([by['mx-c'].ip, by['mx-f'].ip, by['mx-e'].ip]).toEqual([
+      '10.43.0.2',
+      '10.43.0.3',
+      '10.43.0.18',
+    ]);
+    // the rest of the /28 in one bulk: 10 left, 11 asked → exhausted, nothing written
+    const more = Array.from({ length: 11 }, (_, i) => ({
+      name: `mx-more-${i}`,
+      network: flat.name,
+      host: h1.name,
+    }));
+    expect(
+      (await t.post('/instances/bulk', { instances: more }).expect(409)).body.message,
+    ).toContain('exhausted');
+    expect((await t.get(`/instances?network=${flat.name}`).expect(200)).body.items).toHaveLength(3);
+    // the same requested MAC twice in one bulk
+    const twice = [
+      { name: 'mx-m1', network: flat.name, host: h1.name, mac: '02:00:00:00:42:02' },
+      { name: 'mx-m2', network: flat.name, host: h1.name, mac: '02:00:00:00:42:02' },
+    ];
+    expect(
+      (await t.post('/instances/bulk', { instances: twice }).expect(409)).body.message,
+    ).toContain('MAC');
+    expect((await t.get(`/instances?network=${flat.name}`).expect(200)).body.items).toHaveLength(3);
+  });
+
   it('validates every item and the size limit', async () => {
     const res = await t
       .post('/instances/bulk', {

@@ -13,7 +13,7 @@ import { HostEntity, InstanceEntity, NetworkEntity } from '../database/entities.
 import { RevisionLog, type Tx } from '../revisions/revision-log.js';
 import { AgentSessions } from '../agents/agent-sessions.service.js';
 import type { CreateInstanceDto, InstanceListQuery } from './instance.dto.js';
-import { allocateIp, releaseBlockIfEmpty } from './ipam.js';
+import { allocateIp, freeAddresses, releaseBlockIfEmpty } from './ipam.js';
 
 export interface InstanceView extends Instance {
   network: string;
@@ -113,16 +113,131 @@ export class InstancesService {
             await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
           );
         }
-        const ids: string[] = [];
-        const hosts = new Map<string, HostEntity>();
-        for (const [i, it] of items.entries())
-          ids.push(await this.createOne(tx, it, nets.get(it.network)!, `instances[${i}].`, hosts));
-        return ids;
+        return this.insertBulk(tx, items, nets);
       },
       (m, ids) =>
         m.query<InstanceRow[]>(`${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`, [ids]),
     );
     return { items: result.map(this.view), revision };
+  }
+
+  /**
+   * The bulk path: addresses of shared-subnet networks are drawn in one query per network
+   * and their rows go in with multi-row INSERTs; explicit addresses take the single-create
+   * validation. Block-based networks claim blocks as addresses are taken: one row at a time.
+   */
+  private async insertBulk(
+    tx: Tx,
+    items: CreateInstanceDto[],
+    nets: Map<string, NetworkEntity>,
+  ): Promise<string[]> {
+    const hosts = new Map<string, HostEntity>();
+    const hostOf = async (ref: string) => {
+      let h = hosts.get(ref);
+      if (!h) hosts.set(ref, (h = await findByIdOrName(tx.manager, HostEntity, 'host', ref)));
+      return h;
+    };
+    const pooled = (it: CreateInstanceDto) =>
+      it.ip === undefined && !isBlockBased(nets.get(it.network)!);
+    const pools = new Map<string, string[]>();
+    for (const [ref, net] of nets) {
+      if (isBlockBased(net)) continue;
+      const mine = items.filter((it) => it.network === ref);
+      const explicit = mine.flatMap((it) => (it.ip === undefined ? [] : [it.ip]));
+      pools.set(ref, await freeAddresses(tx, net, mine.filter(pooled).length, explicit));
+    }
+    interface Row {
+      at: number;
+      name: string;
+      net: NetworkEntity;
+      host: HostEntity;
+      ip: string;
+      mac: string;
+      explicitMac: boolean;
+    }
+    const ids = new Array<string>(items.length);
+    const rows: Row[] = [];
+    for (const [i, it] of items.entries()) {
+      const net = nets.get(it.network)!;
+      if (isBlockBased(net)) {
+        ids[i] = await this.createOne(tx, it, net, `instances[${i}].`, hosts);
+        continue;
+      }
+      const host = await hostOf(it.host);
+      let ip: string;
+      if (pooled(it)) {
+        const next = pools.get(it.network)!.shift();
+        if (!next) {
+          throw new Conflict(
+            `network "${net.name}" (${net.cidr}) is exhausted: no free address for instances[${i}]`,
+          );
+        }
+        ip = next;
+      } else ip = (await allocateIp(tx, net, host.id, it.ip, `instances[${i}].ip`)).ip;
+      const explicitMac = it.mac !== undefined;
+      rows.push({
+        at: i,
+        name: it.name,
+        net,
+        host,
+        ip,
+        mac: explicitMac ? normalizeMac(it.mac!)! : randomMac(),
+        explicitMac,
+      });
+    }
+    const inserted = new Map<string, string>();
+    for (let off = 0; off < rows.length; off += 500) {
+      const chunk = rows.slice(off, off + 500);
+      const got = await tx.query<{ id: string; name: string }>(
+        `INSERT INTO instances (name, network_id, host_id, ip, mac, revision)
+         SELECT name, network_id, host_id, ip, mac, 0
+           FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::inet[], $5::macaddr[])
+                AS r(name, network_id, host_id, ip, mac)
+         ON CONFLICT (mac) DO NOTHING RETURNING id, name`,
+        [
+          chunk.map((r) => r.name),
+          chunk.map((r) => r.net.id),
+          chunk.map((r) => r.host.id),
+          chunk.map((r) => r.ip),
+          chunk.map((r) => r.mac),
+        ],
+      );
+      for (const g of got) inserted.set(g.name, g.id);
+    }
+    for (const r of rows) {
+      if (!inserted.has(r.name)) {
+        // A MAC clash: a requested MAC is a conflict, a generated one is drawn again.
+        if (r.explicitMac) throw new Conflict(`MAC address ${r.mac} is already in use`);
+        for (;;) {
+          r.mac = randomMac();
+          const [g] = await tx.query<{ id: string }>(
+            `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, 0)
+             ON CONFLICT (mac) DO NOTHING RETURNING id`,
+            [r.name, r.net.id, r.host.id, r.ip, r.mac],
+          );
+          if (!g) continue;
+          inserted.set(r.name, g.id);
+          break;
+        }
+      }
+      const id = inserted.get(r.name)!;
+      tx.record(
+        {
+          type: 'instance.upsert',
+          instance: {
+            id,
+            name: r.name,
+            networkId: r.net.id,
+            hostId: r.host.id,
+            ip: r.ip,
+            mac: r.mac,
+          },
+        },
+        { table: 'instances', id },
+      );
+      ids[r.at] = id;
+    }
+    return ids;
   }
 
   private async createOne(

@@ -62,6 +62,31 @@ async function lowestFree(
   return row?.ip ?? null;
 }
 
+/**
+ * Up to `count` lowest free addresses of a shared-subnet network in one query (for bulk
+ * creates), skipping the gateway and the addresses in `exclude` (asked for explicitly by
+ * the same bulk). Fewer than `count` means the subnet is exhausted.
+ */
+export async function freeAddresses(
+  tx: Tx,
+  net: NetworkEntity,
+  count: number,
+  exclude: readonly string[],
+): Promise<string[]> {
+  if (count === 0) return [];
+  const c = parseCidr(net.cidr)!;
+  const rows = await tx.query<{ ip: string }>(
+    `SELECT host('0.0.0.0'::inet + n) AS ip
+       FROM generate_series($2::bigint, $3::bigint) AS n
+      WHERE n <> $4::bigint
+        AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.network_id = $1 AND i.ip = '0.0.0.0'::inet + n)
+        AND NOT (('0.0.0.0'::inet + n) = ANY($5::inet[]))
+      ORDER BY n LIMIT $6`,
+    [net.id, c.base + 1, broadcast(c) - 1, ipToInt(net.gateway), exclude, count],
+  );
+  return rows.map((r) => r.ip);
+}
+
 async function ipInUse(tx: Tx, networkId: string, ip: string): Promise<boolean> {
   const rows = await tx.query('SELECT 1 FROM instances WHERE network_id = $1 AND ip = $2::inet', [
     networkId,
