@@ -43,8 +43,16 @@ function connect(): Promise<Conn> {
         ws,
         frames,
         closed,
+        // the next frame; rejects if the socket closes first (no test hangs on a refusal)
         next: () =>
-          frames.length ? Promise.resolve(frames.shift()) : new Promise((r) => waiting.push(r)),
+          frames.length
+            ? Promise.resolve(frames.shift())
+            : Promise.race([
+                new Promise((r) => waiting.push(r)),
+                closed.then((c) =>
+                  Promise.reject(new Error(`closed ${c.code} ${c.reason} before a frame`)),
+                ),
+              ]),
       }),
     );
     ws.on('error', fail);
@@ -134,19 +142,26 @@ describe('agent endpoint security', () => {
 
   it('closes a 10 MB frame with 1009 and keeps serving other agents and the API', async () => {
     const other = await connect();
-    other.ws.send(hello(h1.name, h1.agentToken));
-    await other.next();
     const big = await connect();
-    big.ws.send('x'.repeat(10 * 1024 * 1024));
-    expect((await big.closed).code).toBe(1009);
-    await t.get('/health', '').expect(200);
-    other.ws.send(encode({ type: 'heartbeat', appliedRevision: 0 }));
-    await t
-      .post('/networks', { name: 'after-big', model: 'overlay', cidr: '10.77.0.0/24' })
-      .expect(201);
-    expect(other.ws.readyState).toBe(WebSocket.OPEN);
-    other.ws.close();
-    await other.closed;
+    try {
+      other.ws.send(hello(h1.name, h1.agentToken));
+      await other.next();
+      // after its hello (so no hello timeout races a slow upload), one 10 MB frame
+      big.ws.send(hello(h2.name, h2.agentToken));
+      await big.next();
+      big.ws.send('x'.repeat(10 * 1024 * 1024));
+      expect((await big.closed).code).toBe(1009);
+      await t.get('/health', '').expect(200);
+      other.ws.send(encode({ type: 'heartbeat', appliedRevision: 0 }));
+      await t
+        .post('/networks', { name: 'after-big', model: 'overlay', cidr: '10.77.0.0/24' })
+        .expect(201);
+      expect(other.ws.readyState).toBe(WebSocket.OPEN);
+    } finally {
+      other.ws.close();
+      big.ws.close();
+      await Promise.all([other.closed, big.closed]);
+    }
   });
 
   it('rotates an agent token: the connected agent is dropped, the old token refused, the new one accepted', async () => {
@@ -207,8 +222,13 @@ describe('agent endpoint security', () => {
     c.ws.send(hello(h1.name, h1.agentToken));
     await c.next();
     expect((await c.closed).code).toBe(4003);
-    // the status catches up (flushed within a moment)
-    await new Promise((r) => setTimeout(r, 300));
-    expect((await t.get(`/hosts/${h1.name}`).expect(200)).body.agent.connected).toBe(false);
+    // the status catches up (flushed every 100 ms)
+    const deadline = Date.now() + 5000;
+    let connected = true;
+    while (connected && Date.now() < deadline) {
+      connected = (await t.get(`/hosts/${h1.name}`).expect(200)).body.agent.connected;
+      if (connected) await new Promise((r) => setTimeout(r, 50));
+    }
+    expect(connected).toBe(false);
   });
 });
