@@ -4,6 +4,7 @@ import {
   intToIp,
   parseCidr,
   prefixLength,
+  type Instance,
 } from '../../../model/src/index.js';
 
 /** The first usable address of a block: the host's gateway for it. */
@@ -41,22 +42,29 @@ export function sharedSubnetBase(
     sink.add(resource('address', { dev: bridge, address: `${gateway}/${plen}` }));
     sink.needForwarding();
   }
-  for (const i of ctx.local) {
-    sink.add(
-      resource('port', {
-        instance: i.id,
-        name: i.name,
-        network: network.id,
-        bridge,
-        veth: vethOf(i.id),
-        mac: i.mac,
-        address: `${i.ip}/${plen}`,
-        gateway,
-        mtu,
-        flags: portFlags,
-      }),
-    );
-  }
+  for (const i of ctx.local) sink.add(port(ctx, i, `${i.ip}/${plen}`, gateway, portFlags));
+}
+
+/** An instance's attachment to the network's bridge on this host. */
+function port(
+  ctx: NetworkOnHost,
+  i: Instance,
+  address: string,
+  gateway: string | null,
+  flags: PortFlags | null,
+) {
+  return resource('port', {
+    instance: i.id,
+    name: i.name,
+    network: ctx.network.id,
+    bridge: ctx.bridge,
+    veth: vethOf(i.id),
+    mac: i.mac,
+    address,
+    gateway,
+    mtu: ctx.mtu,
+    flags,
+  });
 }
 
 /**
@@ -81,22 +89,10 @@ export function blockBase(ctx: NetworkOnHost, sink: HostSink): readonly string[]
   }
   for (const i of ctx.local) {
     const block = blocks.find((b) => cidrContains(b, i.ip));
-    sink.add(
-      resource('port', {
-        instance: i.id,
-        name: i.name,
-        network: network.id,
-        bridge,
-        veth: vethOf(i.id),
-        mac: i.mac,
-        // Fail closed: an address outside every local block gets a host route and no
-        // gateway (nothing routes toward it anyway).
-        address: block ? `${i.ip}/${prefixLength(block)}` : `${i.ip}/32`,
-        gateway: block ? firstUsable(block) : null,
-        mtu,
-        flags: null,
-      }),
-    );
+    // Fail closed: an address outside every local block gets a host route and no gateway
+    // (nothing routes toward it anyway).
+    const address = block ? `${i.ip}/${prefixLength(block)}` : `${i.ip}/32`;
+    sink.add(port(ctx, i, address, block ? firstUsable(block) : null, null));
   }
   return blocks;
 }
