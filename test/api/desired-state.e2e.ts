@@ -167,6 +167,37 @@ describe('desired state through the API', () => {
     }
   });
 
+  it('host changes reach every host they affect: route reflector label, underlay address', async () => {
+    const pods = await t.newNetwork('routed', '10.245.0.0/16', { routing: 'bgp' });
+    for (const h of [h1, h2, h3]) await t.newInstance(pods.name, h.name);
+    const peers = async (h: any) =>
+      ofKind((await state(h)).resources, 'bgp')[0].spec.peers.map(
+        (p: any) => `${p.address}${p.rrClient ? '+rr' : ''}`,
+      );
+    expect(await peers(h2)).toEqual(['192.0.2.11', '192.0.2.13']); // full mesh
+    const rr = await t
+      .patch(`/hosts/${h1.name}`, { labels: { 'lattice.io/route-reflector': 'true' } })
+      .expect(200);
+    expect(rr.body.labels).toEqual({ 'lattice.io/route-reflector': 'true' });
+    expect(await peers(h2)).toEqual(['192.0.2.11']); // only the reflector
+    expect(await peers(h1)).toEqual(['192.0.2.12+rr', '192.0.2.13+rr']);
+    await t.patch(`/hosts/${h1.name}`, { labels: {} }).expect(200);
+    expect(await peers(h2)).toEqual(['192.0.2.11', '192.0.2.13']);
+
+    const blue = await t.newNetwork('overlay', '10.60.0.0/24');
+    await t.newInstance(blue.name, h1.name);
+    const far = await t.newInstance(blue.name, h3.name);
+    const moved = await t.patch(`/hosts/${h3.name}`, { underlayIp: '192.0.2.33' }).expect(200);
+    expect(moved.body.underlayIp).toBe('192.0.2.33');
+    expect(await hostsOf(moved.body.revision)).toEqual(expect.arrayContaining([h1.id, h3.id]));
+    const fdb = ofKind((await state(h1)).resources, 'fdb').map((r) => r.spec);
+    expect(fdb.filter((f) => f.mac === far.mac).map((f) => f.dst)).toEqual(['192.0.2.33']);
+    expect((await state(h3)).resources.find((r) => r.kind === 'vxlan')?.spec.local).toBe(
+      '192.0.2.33',
+    );
+    await t.patch(`/hosts/${h3.name}`, { underlayIp: '192.0.2.13' }).expect(200);
+  });
+
   it('deleting everything empties every host state', async () => {
     for (const i of (await t.get('/instances?limit=1000').expect(200)).body.items)
       await t.del(`/instances/${i.id}`).expect(200);

@@ -73,6 +73,43 @@ describe('hosts', () => {
     await t.post('/hosts', {}).expect(400);
   });
 
+  it('updates a host: underlay, uplink, ASN and labels, with the same rules as on create', async () => {
+    const h = await t.newHost({ asn: 65001 });
+    const res = await t
+      .patch(`/hosts/${h.name}`, { uplink: 'ens3', asn: null, labels: { rack: 'r9' } })
+      .expect(200);
+    expect(res.body).toMatchObject({
+      id: h.id,
+      uplink: 'ens3',
+      asn: null,
+      labels: { rack: 'r9' },
+      underlayIp: h.underlayIp,
+    });
+    expect(res.body.revision).toBeGreaterThan(h.revision);
+    const same = await t.patch(`/hosts/${h.id}`, { uplink: 'ens3' }).expect(200);
+    expect(same.body.revision).toBe(res.body.revision); // nothing changed, no new revision
+    const other = await t.newHost();
+    expect(
+      (await t.patch(`/hosts/${h.name}`, { underlayIp: other.underlayIp }).expect(409)).body
+        .message,
+    ).toContain('underlay IP');
+    const bad = await t
+      .patch(`/hosts/${h.name}`, {
+        underlayIp: '127.0.0.1',
+        asn: 0,
+        uplink: 'way-too-long-name',
+        name: 'x',
+      })
+      .expect(400);
+    expect(bad.body.details.map((d: { field: string }) => d.field).sort()).toEqual([
+      'asn',
+      'name',
+      'underlayIp',
+      'uplink',
+    ]);
+    await t.patch('/hosts/nope', { uplink: 'eth1' }).expect(404);
+  });
+
   it('lists hosts in pages with a cursor', async () => {
     for (let i = 0; i < 5; i++)
       await t.post('/hosts', { name: `page-${i}`, underlayIp: `192.0.2.${100 + i}` }).expect(201);

@@ -1,7 +1,7 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiTags } from '@nestjs/swagger';
 import { PageQuery } from '../common/pagination.js';
-import { CreateHostDto } from './host.dto.js';
+import { CreateHostDto, UpdateHostDto } from './host.dto.js';
 import { HostsService } from './hosts.service.js';
 import { inApplyOrder } from '../../../../libs/engine/src/index.js';
 import { DesiredStateService } from '../desired-state/desired-state.service.js';
@@ -28,6 +28,11 @@ export class HostsController {
   @Get(':idOrName')
   get(@Param('idOrName') idOrName: string) {
     return this.hosts.get(idOrName);
+  }
+
+  @Patch(':idOrName')
+  update(@Param('idOrName') idOrName: string, @Body() dto: UpdateHostDto) {
+    return this.hosts.update(idOrName, dto);
   }
 
   /** The host's full desired state at the latest revision, resources in apply order. */

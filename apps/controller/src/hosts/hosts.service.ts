@@ -8,7 +8,7 @@ import { HostEntity, InstanceEntity } from '../database/entities.js';
 import { hashToken, newToken } from '../auth/tokens.js';
 import { RevisionLog } from '../revisions/revision-log.js';
 import { AgentSessions } from '../agents/agent-sessions.service.js';
-import type { CreateHostDto } from './host.dto.js';
+import type { CreateHostDto, UpdateHostDto } from './host.dto.js';
 
 export interface HostView {
   id: string;
@@ -111,6 +111,45 @@ export class HostsService {
       (m, id) => this.get(id, m),
     );
     return { ...result, agentToken, revision };
+  }
+
+  /** Changes a host's underlay address, uplink, ASN or labels; every host it affects follows. */
+  async update(idOrName: string, dto: UpdateHostDto) {
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const host = await findByIdOrName(
+          tx.manager,
+          HostEntity,
+          'host',
+          idOrName,
+          'pessimistic_write',
+        );
+        const next: HostEntity = {
+          ...host,
+          underlayIp: dto.underlayIp ?? host.underlayIp,
+          uplink: dto.uplink ?? host.uplink,
+          asn: dto.asn === undefined ? host.asn : dto.asn,
+          labels: dto.labels ?? host.labels,
+        };
+        const before = toHost(host);
+        const after = toHost(next);
+        if (JSON.stringify(before) === JSON.stringify(after)) return host.id;
+        await tx.manager.update(
+          HostEntity,
+          { id: host.id },
+          {
+            underlayIp: after.underlayIp,
+            uplink: after.uplink,
+            asn: after.asn,
+            labels: { ...after.labels },
+          },
+        );
+        tx.record({ type: 'host.upsert', host: after }, { table: 'hosts', id: host.id });
+        return host.id;
+      },
+      (m, id) => this.get(id, m),
+    );
+    return { ...result, revision };
   }
 
   async get(idOrName: string, m: EntityManager = this.ds.manager): Promise<HostView> {
