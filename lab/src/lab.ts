@@ -45,6 +45,7 @@ import {
   type HostView,
   type InstanceView,
 } from './controller-client.js';
+import { instanceNetns as agentInstanceNetns } from '../../apps/agent/src/dataplane/linux/ports.js';
 import { ipBatch, listLinks, listNetns, must, run, sleep } from './shell.js';
 
 export const DEFAULTS = {
@@ -134,9 +135,9 @@ function writeState(s: LabState): void {
   renameSync(`${p}.tmp`, p);
 }
 
-/** The namespace of an instance (made by its host's agent). */
+/** The namespace of an instance: the agent's own naming rule (it makes them). */
 export function instanceNetns(s: Pick<LabState, 'prefix'>, instance: string): string {
-  return `${s.prefix}-${instance}`;
+  return agentInstanceNetns(s.prefix, { name: instance });
 }
 
 export function hostNetns(s: Pick<LabState, 'prefix'>, host: string): string {

@@ -1,5 +1,10 @@
 import { writeFileSync, renameSync } from 'node:fs';
-import { RESOURCE_KINDS, type Diff, type Resource } from '../../../../libs/engine/src/index.js';
+import {
+  RESOURCE_KINDS,
+  resourceEquals,
+  type Diff,
+  type Resource,
+} from '../../../../libs/engine/src/index.js';
 import type { Dataplane, DriftItem, ResourceError } from './dataplane.js';
 
 /**
@@ -58,7 +63,8 @@ export class MemoryDataplane implements Dataplane {
       changed++;
     }
     for (const [key, r] of want) {
-      if (JSON.stringify(this.table.get(key)) !== JSON.stringify(r)) changed++;
+      const had = this.table.get(key);
+      if (!had || !resourceEquals(had, r)) changed++;
       this.table.set(key, r);
     }
     this.log.push({ upserts: changed, deletes: 0, sync: true });
@@ -69,7 +75,8 @@ export class MemoryDataplane implements Dataplane {
   checkDrift(desired: ReadonlyMap<string, Resource>): Promise<DriftItem[]> {
     const items: DriftItem[] = [];
     for (const [key, r] of desired) {
-      if (JSON.stringify(this.table.get(key)) !== JSON.stringify(r)) {
+      const had = this.table.get(key);
+      if (!had || !resourceEquals(had, r)) {
         items.push({ key, message: this.table.has(key) ? 'differs' : 'missing', repaired: true });
         this.table.set(key, r);
       }

@@ -57,6 +57,13 @@ interface Waiter {
   readonly resolve: () => void;
 }
 
+/** Live status of an agent connected to this controller. */
+export interface LiveAgent {
+  lastSeen: Date;
+  version: string;
+  applied: number;
+}
+
 export interface WaitResult {
   applied: boolean;
   /** Hosts whose agents had not applied the revision when the wait ended. */
@@ -116,7 +123,7 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
   }
 
   /** Live status of a host's agent connected to this controller (fresher than the table). */
-  live(hostId: string): { lastSeen: Date; version: string; applied: number } | undefined {
+  live(hostId: string): LiveAgent | undefined {
     const s = this.sessions.get(hostId);
     return s && { lastSeen: new Date(s.lastSeen), version: s.agentVersion, applied: s.applied };
   }
@@ -124,10 +131,6 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
   /** Disconnects the host's agent because its token was revoked. */
   revoke(hostId: string): void {
     this.sessions.get(hostId)?.socket.close(CLOSE.POLICY, 'agent token revoked');
-  }
-
-  get connectedCount(): number {
-    return this.sessions.size;
   }
 
   // ---- connections -------------------------------------------------------------------

@@ -14,14 +14,15 @@ export const NAME_MESSAGE =
   '$property must be 1-63 characters of a-z, 0-9 and "-", starting with a letter or digit';
 
 function rule(name: string, test: (v: unknown) => boolean, message: string) {
-  return (options?: ValidationOptions) => (object: object, propertyName: string) =>
-    registerDecorator({
-      name,
-      target: object.constructor,
-      propertyName,
-      options: { message, ...options },
-      validator: { validate: test },
-    });
+  return (options?: ValidationOptions): PropertyDecorator =>
+    (object, propertyName) =>
+      registerDecorator({
+        name,
+        target: object.constructor,
+        propertyName: String(propertyName),
+        options: { message, ...options },
+        validator: { validate: test },
+      });
 }
 
 export const IsIpv4Address = rule(

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import {
   IsInt,
@@ -10,6 +11,42 @@ import {
   ValidateIf,
 } from 'class-validator';
 import { IsLabels, IsUnicastIpv4, NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
+
+/** Optional uplink name: at most 10 characters, so that `<uplink>.<vid>` fits IFNAMSIZ. */
+const Uplink = () =>
+  applyDecorators(
+    ApiPropertyOptional({
+      default: 'eth0',
+      description:
+        'underlay interface; at most 10 characters so that `<uplink>.<vid>` fits IFNAMSIZ',
+    }),
+    IsOptional(),
+    IsString(),
+    Matches(/^[A-Za-z0-9][A-Za-z0-9_-]{0,9}$/, {
+      message: 'uplink must be an interface name of 1-10 characters (letters, digits, "_", "-")',
+    }),
+  );
+
+/** Optional BGP ASN; `null` means the default (64512). */
+const Asn = () =>
+  applyDecorators(
+    ApiPropertyOptional({
+      nullable: true,
+      description: 'BGP autonomous system number (null: the default 64512)',
+    }),
+    ValidateIf((_o, v) => v !== undefined && v !== null),
+    IsInt(),
+    Min(1),
+    Max(4294967295),
+  );
+
+const Labels = () =>
+  applyDecorators(
+    ApiPropertyOptional({ example: { 'lattice.io/route-reflector': 'true' } }),
+    IsOptional(),
+    IsObject(),
+    IsLabels(),
+  );
 
 export class CreateHostDto {
   @ApiProperty({ example: 'h1' })
@@ -24,28 +61,13 @@ export class CreateHostDto {
   @IsUnicastIpv4()
   underlayIp!: string;
 
-  @ApiPropertyOptional({
-    default: 'eth0',
-    description: 'underlay interface; at most 10 characters so that `<uplink>.<vid>` fits IFNAMSIZ',
-  })
-  @IsOptional()
-  @IsString()
-  @Matches(/^[A-Za-z0-9][A-Za-z0-9_-]{0,9}$/, {
-    message: 'uplink must be an interface name of 1-10 characters (letters, digits, "_", "-")',
-  })
+  @Uplink()
   uplink?: string;
 
-  @ApiPropertyOptional({ description: 'BGP autonomous system number (default 64512)' })
-  @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(4294967295)
-  asn?: number;
+  @Asn()
+  asn?: number | null;
 
-  @ApiPropertyOptional({ example: { 'lattice.io/route-reflector': 'true' } })
-  @IsOptional()
-  @IsObject()
-  @IsLabels()
+  @Labels()
   labels?: Record<string, string>;
 }
 
@@ -59,24 +81,12 @@ export class UpdateHostDto {
   @IsUnicastIpv4()
   underlayIp?: string;
 
-  @ApiPropertyOptional()
-  @IsOptional()
-  @IsString()
-  @Matches(/^[A-Za-z0-9][A-Za-z0-9_-]{0,9}$/, {
-    message: 'uplink must be an interface name of 1-10 characters (letters, digits, "_", "-")',
-  })
+  @Uplink()
   uplink?: string;
 
-  @ApiPropertyOptional({ nullable: true, description: 'null: back to the default (64512)' })
-  @ValidateIf((_o, v) => v !== null && v !== undefined)
-  @IsInt()
-  @Min(1)
-  @Max(4294967295)
+  @Asn()
   asn?: number | null;
 
-  @ApiPropertyOptional({ example: { 'lattice.io/route-reflector': 'true' } })
-  @IsOptional()
-  @IsObject()
-  @IsLabels()
+  @Labels()
   labels?: Record<string, string>;
 }

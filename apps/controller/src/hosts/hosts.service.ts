@@ -6,8 +6,8 @@ import { findByIdOrName } from '../common/lookup.js';
 import { decodeCursor, PageQuery, toPage, type Page } from '../common/pagination.js';
 import { HostEntity, InstanceEntity } from '../database/entities.js';
 import { hashToken, newToken } from '../auth/tokens.js';
-import { RevisionLog } from '../revisions/revision-log.js';
-import { AgentSessions } from '../agents/agent-sessions.service.js';
+import { RevisionLog, type Tx } from '../revisions/revision-log.js';
+import { AgentSessions, type LiveAgent } from '../agents/agent-sessions.service.js';
 import type { CreateHostDto, UpdateHostDto } from './host.dto.js';
 
 export interface HostView {
@@ -41,9 +41,6 @@ export function toHost(e: HostEntity): Host {
     labels: e.labels,
   };
 }
-
-/** Live status of an agent connected to this controller, when there is one. */
-export type LiveAgent = { lastSeen: Date; version: string; applied: number } | undefined;
 
 export function hostView(stored: HostEntity, live?: LiveAgent): HostView {
   const e: HostEntity = live
@@ -117,13 +114,7 @@ export class HostsService {
   async update(idOrName: string, dto: UpdateHostDto) {
     const { result, revision } = await this.revisions.mutate(
       async (tx) => {
-        const host = await findByIdOrName(
-          tx.manager,
-          HostEntity,
-          'host',
-          idOrName,
-          'pessimistic_write',
-        );
+        const host = await this.lockHost(tx, idOrName);
         const next: HostEntity = {
           ...host,
           underlayIp: dto.underlayIp ?? host.underlayIp,
@@ -152,6 +143,11 @@ export class HostsService {
     return { ...result, revision };
   }
 
+  /** The host, locked for the rest of the transaction (404 when unknown). */
+  private lockHost(tx: Tx, idOrName: string): Promise<HostEntity> {
+    return findByIdOrName(tx.manager, HostEntity, 'host', idOrName, 'pessimistic_write');
+  }
+
   async get(idOrName: string, m: EntityManager = this.ds.manager): Promise<HostView> {
     return this.view(await findByIdOrName(m, HostEntity, 'host', idOrName));
   }
@@ -173,35 +169,26 @@ export class HostsService {
    */
   async rotateToken(idOrName: string) {
     const agentToken = newToken('lah');
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const host = await findByIdOrName(
-        tx.manager,
-        HostEntity,
-        'host',
-        idOrName,
-        'pessimistic_write',
-      );
-      await tx.manager.update(
-        HostEntity,
-        { id: host.id },
-        { agentTokenHash: hashToken(agentToken) },
-      );
-      return host.id;
-    });
-    this.agents.revoke(result);
-    return { ...(await this.get(result)), agentToken, revision };
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const host = await this.lockHost(tx, idOrName);
+        await tx.manager.update(
+          HostEntity,
+          { id: host.id },
+          { agentTokenHash: hashToken(agentToken) },
+        );
+        return host.id;
+      },
+      (m, id) => this.get(id, m),
+    );
+    this.agents.revoke(result.id);
+    return { ...result, agentToken, revision };
   }
 
   /** 409 while instances still live on the host. */
   async delete(idOrName: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const host = await findByIdOrName(
-        tx.manager,
-        HostEntity,
-        'host',
-        idOrName,
-        'pessimistic_write',
-      );
+      const host = await this.lockHost(tx, idOrName);
       const instances = await tx.manager.count(InstanceEntity, { where: { hostId: host.id } });
       if (instances > 0)
         throw new Conflict(
