@@ -100,8 +100,9 @@ async function expectConsistent(
     expect(mac).toMatch(/^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/);
     expect(parseInt(mac.slice(0, 2), 16) & 1).toBe(0); // unicast
   }
+  // Concurrent creates may be committed together (group commit): each answers with the
+  // revision at which it became visible, which the log holds and the row carries.
   const revisions = created.map((r) => r.body.revision as number);
-  expect(duplicates(revisions.map(String))).toEqual([]); // one revision per committed create
   await expectRevisionsLogged(t, revisions);
 
   const byName = new Map(created.map((r) => [r.body.name as string, r.body]));
@@ -112,7 +113,13 @@ async function expectConsistent(
   }
   const rows = await instancesInDb(t, net.id);
   expect(rows).toHaveLength(created.length);
-  for (const r of rows) expect(byName.get(r.name)).toMatchObject({ ip: r.ip, mac: r.mac });
+  for (const r of rows) {
+    expect(byName.get(r.name)).toMatchObject({
+      ip: r.ip,
+      mac: r.mac,
+      revision: Number(r.revision),
+    });
+  }
   await expectNoDuplicatesInDb(t);
 }
 
@@ -322,8 +329,8 @@ describe('parallel bulk creates', () => {
         new Set([r.body.revision]),
       );
     }
+    // Bulks may be committed together (group commit); each is logged with its revision.
     const revisions = res.map((r) => r.body.revision as number);
-    expect(new Set(revisions).size).toBe(5);
     await expectRevisionsLogged(t, revisions);
     const items = res.flatMap((r) => r.body.items);
     const ips = items.map((i: { ip: string }) => i.ip);
@@ -396,7 +403,6 @@ describe('parallel network creates and the pools', () => {
       expect(v).toBeLessThanOrEqual(pools0.vni.end);
     }
     const revisions = res.map((r) => r.body.revision as number);
-    expect(new Set(revisions).size).toBe(100);
     await expectRevisionsLogged(tp, revisions);
     const pools = (await tp.get('/pools').expect(200)).body;
     expect(pools.vni).toMatchObject({ used: 100, free: pools0.vni.size - 100 });

@@ -26,6 +26,8 @@ import { AgentMetrics } from './agent-metrics.js';
 const BAD_FRAMES_BEFORE_CLOSE = 20;
 const STATUS_FLUSH_MS = 100;
 const REMOTE_POLL_MS = 100;
+/** Revisions whose affected hosts are remembered for `?wait=applied`. */
+const RECENT_REVISIONS = 4096;
 
 interface Session {
   readonly hostId: string;
@@ -84,6 +86,8 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
   private readonly histories = new Map<string, DiffHistory>();
   private readonly dirty = new Map<string, HostStatus>();
   private readonly waiters = new Set<Waiter>();
+  /** Recently published revisions → the hosts they changed (insertion = revision order). */
+  private readonly recent = new Map<number, string[]>();
   private subscription: Subscription | undefined;
   private timers: NodeJS.Timeout[] = [];
   private flushing: Promise<void> = Promise.resolve();
@@ -340,6 +344,32 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
 
   /** One revision's per-host diffs, to exactly the hosts it changed. */
   private publish(u: RevisionUpdate): void {
+    this.recent.set(u.revision, [...u.hosts.keys(), ...(u.resync?.keys() ?? [])]);
+    for (const old of this.recent.keys()) {
+      if (this.recent.size <= RECENT_REVISIONS) break;
+      this.recent.delete(old);
+    }
+    for (const [hostId, state] of u.resync ?? []) {
+      // The agent was told nothing of a state that never committed: start its history
+      // over and bring it to this state with a snapshot.
+      const history = new DiffHistory(u.revision);
+      this.histories.set(hostId, history);
+      const s = this.sessions.get(hostId);
+      if (!s) continue;
+      this.send(
+        s,
+        {
+          type: 'snapshot',
+          cluster: this.cluster,
+          revision: u.revision,
+          resources: inApplyOrder(state),
+        },
+        u.revision,
+      );
+      this.metrics.resyncs.inc({ kind: 'snapshot' });
+      s.sent = u.revision;
+      this.updateLag(s);
+    }
     for (const [hostId, { diff }] of u.hosts) {
       const { from } = this.history(hostId).record(u.revision, diff);
       const s = this.sessions.get(hostId);
@@ -386,13 +416,19 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
       const batch = [...this.dirty.entries()];
       this.dirty.clear();
       try {
-        await this.ds.query(
-          `UPDATE hosts h SET agent_connected = v.connected, agent_last_seen = v.last_seen, agent_version = v.version,
+        // Rows locked by a committing batch are skipped (and kept for the next flush): the
+        // status writer never waits for a writer, so it can never deadlock with one.
+        const written = await this.ds.query<{ id: string }[]>(
+          `WITH v AS (
+             SELECT * FROM unnest($1::uuid[], $2::boolean[], $3::timestamptz[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[])
+                    AS v(id, connected, last_seen, version, applied, errors, drift)),
+           free AS (SELECT h.id FROM hosts h WHERE h.id IN (SELECT id FROM v) FOR NO KEY UPDATE SKIP LOCKED),
+           upd AS (UPDATE hosts h SET agent_connected = v.connected, agent_last_seen = v.last_seen, agent_version = v.version,
                   applied_revision = v.applied,
                   agent_errors = coalesce(v.errors, h.agent_errors), agent_drift = coalesce(v.drift, h.agent_drift)
-             FROM unnest($1::uuid[], $2::boolean[], $3::timestamptz[], $4::text[], $5::bigint[], $6::jsonb[], $7::jsonb[])
-                  AS v(id, connected, last_seen, version, applied, errors, drift)
-            WHERE h.id = v.id`,
+             FROM v WHERE h.id = v.id AND h.id IN (SELECT id FROM free)
+           RETURNING h.id)
+           SELECT id FROM upd`,
           [
             batch.map(([id]) => id),
             batch.map(([, s]) => s.connected),
@@ -403,6 +439,9 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
             batch.map(([, s]) => (s.drift ? JSON.stringify(s.drift) : null)),
           ],
         );
+        const saved = new Set(written.map((r) => r.id));
+        for (const [id, s] of batch)
+          if (!saved.has(id) && !this.dirty.has(id)) this.dirty.set(id, s);
       } catch (e) {
         // Keep what was not written (unless newer news arrived meanwhile) and try again.
         for (const [id, s] of batch) if (!this.dirty.has(id)) this.dirty.set(id, s);
@@ -464,19 +503,48 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
    * or after `timeoutMs` with the hosts still lagging.
    */
   async waitApplied(revision: number, timeoutMs: number): Promise<WaitResult> {
-    const rows = await this.ds.query<
-      {
-        id: string;
-        name: string;
-        agent_connected: boolean;
-        agent_last_seen: Date | null;
-        applied_revision: string;
-      }[]
-    >(
-      `SELECT h.id, h.name, h.agent_connected, h.agent_last_seen, h.applied_revision
-         FROM revisions r JOIN hosts h ON h.id = ANY(r.hosts) WHERE r.revision = $1`,
-      [revision],
-    );
+    type Row = {
+      id: string;
+      name: string;
+      agent_connected: boolean;
+      agent_last_seen: Date | null;
+      applied_revision: string;
+    };
+    const known = this.recent.get(revision);
+    let rows: Row[];
+    if (known) {
+      // Published here: the hosts are known; only those without an agent on this replica
+      // are looked up (their agent may be connected to another one).
+      const local: Row[] = [];
+      const elsewhere: string[] = [];
+      for (const id of known) {
+        const s = this.sessions.get(id);
+        if (s)
+          local.push({
+            id,
+            name: s.hostName,
+            agent_connected: true,
+            agent_last_seen: new Date(s.lastSeen),
+            applied_revision: String(s.applied),
+          });
+        else elsewhere.push(id);
+      }
+      rows = local;
+      if (elsewhere.length > 0) {
+        rows = rows.concat(
+          await this.ds.query<Row[]>(
+            `SELECT id, name, agent_connected, agent_last_seen, applied_revision FROM hosts WHERE id = ANY($1)`,
+            [elsewhere],
+          ),
+        );
+      }
+    } else {
+      rows = await this.ds.query<Row[]>(
+        `SELECT h.id, h.name, h.agent_connected, h.agent_last_seen, h.applied_revision
+           FROM revisions r JOIN hosts h ON h.id = ANY(r.hosts) WHERE r.revision = $1`,
+        [revision],
+      );
+    }
     const fresh = Date.now() - this.config.agentTimeoutMs;
     const connected = rows.filter(
       (r) =>

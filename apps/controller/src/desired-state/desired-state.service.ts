@@ -32,6 +32,11 @@ export interface RevisionUpdate {
   readonly revision: number;
   /** Hosts whose desired state changed, with the new state and the ordered diff to it. */
   readonly hosts: ReadonlyMap<string, HostUpdate>;
+  /**
+   * Hosts to bring to this state with a snapshot (their agents were told nothing of a
+   * state that never committed). The maps are live: read them while handling the update.
+   */
+  readonly resync?: ReadonlyMap<string, DesiredState>;
 }
 
 interface Pending extends RevisionUpdate {
@@ -61,6 +66,11 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
   /** The last revision the engine holds (pending or committed). */
   private revision = 0;
   private pending: Pending | null = null;
+  /** The engine may hold what never committed: recompute before anyone reads or plans. */
+  private stale = false;
+  private recoverTimer: NodeJS.Timeout | undefined;
+  /** Hosts to resync with a snapshot at the next rebuild. */
+  private readonly resyncHosts = new Set<string>();
   private readonly mutex = new Mutex();
   readonly updates$ = new Subject<RevisionUpdate>();
 
@@ -75,6 +85,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
   constructor(private readonly ds: DataSource) {}
 
   async onModuleDestroy(): Promise<void> {
+    clearTimeout(this.recoverTimer);
     await this.reader?.release().catch(() => undefined);
   }
 
@@ -122,8 +133,12 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
   ): Promise<RevisionUpdate> {
     return this.mutex.run(async () => {
       await this.settlePending();
-      // Only another replica's commits can put the log ahead of the engine.
-      if (lastCommitted > this.revision) await this.catchUp(m);
+      // Only another replica's commits can put the log ahead of the engine; the caller
+      // read `lastCommitted` under the revision lock, so it is exact.
+      if (this.stale || lastCommitted !== this.revision) await this.catchUp(m, lastCommitted);
+      if (this.revision !== lastCommitted) {
+        throw new Error(`engine at revision ${this.revision}, log at ${lastCommitted}`);
+      }
       const { hosts } = this.engine!.apply(changes);
       let settle!: (ok: boolean) => void;
       const settled = new Promise<boolean>((r) => (settle = r));
@@ -137,19 +152,29 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
   settle(revision: number, committed: boolean): void {
     if (this.pending?.revision !== revision) return;
     this.pending.settle(committed);
-    void this.mutex.run(() => this.settlePending());
+    this.mutex
+      .run(() => this.settlePending())
+      .catch((e: unknown) =>
+        this.log.error(
+          `settling revision ${revision}: ${e instanceof Error ? e.message : String(e)}`,
+        ),
+      );
   }
 
   /**
-   * Runs `fn` with the engine at the latest committed revision, atomically with respect
-   * to `updates$`: no update is published while `fn` runs (its awaits included).
+   * Runs `fn` with the engine at the latest revision this replica has published,
+   * atomically with respect to `updates$`: no update is published while `fn` runs (its
+   * awaits included). Reads no database: a reader waits at most for the planned revision
+   * of a batch that is committing (one round trip), never for writers in a queue.
+   * `fresh` first catches up with what other replicas committed (one query).
    */
   read<T>(
     fn: (view: { revision: number; stateOf: (hostId: string) => DesiredState }) => T | Promise<T>,
+    opts: { fresh?: boolean } = {},
   ): Promise<T> {
     return this.mutex.run(async () => {
       await this.settlePending();
-      await this.withReader((m) => this.catchUp(m));
+      if (this.stale || opts.fresh) await this.withReader((m) => this.catchUp(m));
       const engine = this.engine!;
       return fn({ revision: this.revision, stateOf: (id) => engine.stateOf(id) });
     });
@@ -157,7 +182,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
 
   /** Catches up with revisions other replicas committed (on their notification). */
   refresh(): Promise<void> {
-    return this.read(() => undefined);
+    return this.read(() => undefined, { fresh: true });
   }
 
   private async settlePending(): Promise<void> {
@@ -166,17 +191,69 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
     const committed = await p.settled;
     if (this.pending !== p) return;
     this.pending = null;
-    if (committed) this.updates$.next({ revision: p.revision, hosts: p.hosts });
-    else {
-      this.log.warn(`revision ${p.revision} did not commit: recomputing the desired state`);
+    if (committed) {
+      this.updates$.next({ revision: p.revision, hosts: p.hosts });
+      return;
+    }
+    // The engine holds changes that never became visible, and the agents of p.hosts were
+    // never told: recompute from the database and bring exactly those hosts to it with a
+    // snapshot (the diff they would need is from a state nobody published).
+    this.log.warn(`revision ${p.revision} did not commit: recomputing the desired state`);
+    for (const h of p.hosts.keys()) this.resyncHosts.add(h);
+    this.stale = true;
+    this.revision = p.revision - 1;
+    await this.recover();
+  }
+
+  /**
+   * Rebuilds a stale engine; while the database is unreachable the engine stays stale
+   * (reads and plans fail with the database's error, answered as 503) and is retried.
+   */
+  private async recover(): Promise<void> {
+    try {
       await this.rebuild();
+    } catch (e) {
+      this.log.warn(
+        `desired state not recomputed (${e instanceof Error ? e.message : String(e)}); retrying`,
+      );
+      clearTimeout(this.recoverTimer);
+      this.recoverTimer = setTimeout(() => void this.mutex.run(() => this.recoverIfStale()), 1000);
+      this.recoverTimer.unref();
     }
   }
 
-  /** Applies and publishes revisions committed elsewhere that the engine has not seen. */
-  private async catchUp(m: EntityManager): Promise<void> {
-    if (!this.engine) return this.rebuild();
-    for (const { revision, changes } of await loadChangesSince(m, this.revision)) {
+  private async recoverIfStale(): Promise<void> {
+    if (this.stale) await this.recover();
+  }
+
+  /**
+   * Applies and publishes revisions committed elsewhere that the engine has not seen.
+   * Revisions are numbered without gaps (each is the previous maximum plus one, drawn
+   * under the revision lock); a gap means the engine missed something it cannot replay,
+   * and it is recomputed.
+   */
+  private async catchUp(m: EntityManager, expect?: number): Promise<void> {
+    if (!this.engine || this.stale) return this.rebuild();
+    if (expect !== undefined && this.revision > expect) {
+      this.log.warn(
+        `engine at revision ${this.revision} is ahead of the log (${expect}): recomputing`,
+      );
+      return this.rebuild();
+    }
+    const rows = await loadChangesSince(m, this.revision);
+    let next = this.revision;
+    for (const r of rows) {
+      if (r.revision !== next + 1) {
+        this.log.warn(`revision log gap after ${next} (next is ${r.revision}): recomputing`);
+        return this.rebuild();
+      }
+      next = r.revision;
+    }
+    if (expect !== undefined && next < expect) {
+      this.log.warn(`revision ${expect} is not visible (read up to ${next}): recomputing`);
+      return this.rebuild();
+    }
+    for (const { revision, changes } of rows) {
       const { hosts } = this.engine.apply(changes);
       this.revision = revision;
       if (hosts.size > 0) this.updates$.next({ revision, hosts });
@@ -184,8 +261,9 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
   }
 
   /**
-   * Full recompute from the database: at start, and after a failed commit. What differs
-   * from the previous engine is published, so that no host misses a change.
+   * Full recompute from the database: at start, after a failed commit and on a gap in the
+   * log. What differs from the previous engine is published, and the hosts whose agents
+   * were never told the previous engine's state get a snapshot.
    */
   private async rebuild(): Promise<void> {
     const started = performance.now();
@@ -194,15 +272,21 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
     const engine = new DesiredStateEngine(topology);
     this.engine = engine;
     this.revision = revision;
+    this.stale = false;
+    clearTimeout(this.recoverTimer);
     this.log.log(
       `desired state of ${topology.hosts.size} hosts at revision ${revision} computed in ${Math.round(performance.now() - started)} ms`,
     );
     if (!before) return;
+    const resync = new Map<string, DesiredState>();
+    for (const id of this.resyncHosts) resync.set(id, engine.stateOf(id));
+    this.resyncHosts.clear();
     const hosts = new Map<string, HostUpdate>();
     for (const id of new Set([...before.hostIds(), ...engine.hostIds()])) {
+      if (resync.has(id)) continue;
       const d = diff(before.stateOf(id), engine.stateOf(id));
       if (!isEmptyDiff(d)) hosts.set(id, { state: engine.stateOf(id), diff: d });
     }
-    if (hosts.size > 0) this.updates$.next({ revision, hosts });
+    if (hosts.size > 0 || resync.size > 0) this.updates$.next({ revision, hosts, resync });
   }
 }

@@ -39,12 +39,15 @@ export class HostsController {
   @Get(':idOrName/desired-state')
   async desiredState(@Param('idOrName') idOrName: string) {
     const host = await this.hosts.get(idOrName);
-    return this.desired.read(({ revision, stateOf }) => ({
-      host: host.name,
-      hostId: host.id,
-      revision,
-      resources: inApplyOrder(stateOf(host.id)),
-    }));
+    return this.desired.read(
+      ({ revision, stateOf }) => ({
+        host: host.name,
+        hostId: host.id,
+        revision,
+        resources: inApplyOrder(stateOf(host.id)),
+      }),
+      { fresh: true },
+    );
   }
 
   /** A new agent token for the host (shown once); the old one stops working. */

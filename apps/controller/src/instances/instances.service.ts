@@ -356,7 +356,7 @@ export class InstancesService {
         lock: { mode: 'for_no_key_update' },
       });
       const deleted = await tx.query<{ id: string }>(
-        'DELETE FROM instances WHERE id = $1 RETURNING id',
+        'WITH d AS (DELETE FROM instances WHERE id = $1 RETURNING id) SELECT id FROM d',
         [inst.id],
       );
       if (deleted.length === 0)

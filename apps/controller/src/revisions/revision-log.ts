@@ -1,15 +1,23 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { DataSource, EntityManager } from 'typeorm';
+import type { PoolClient } from 'pg';
+import { DataSource, EntityManager, type QueryRunner } from 'typeorm';
 import { DesiredStateService } from '../desired-state/desired-state.service.js';
 import type { Change } from './changes.js';
 
-/** Held from revision allocation to commit, so revisions become visible in order, gap-free. */
+/**
+ * Held by the committing transaction from before its first statement to its COMMIT, on
+ * every replica: revisions are numbered, planned and made visible strictly one batch after
+ * another, in commit order.
+ */
 const REVISION_LOCK = 0x1a77_1ce1;
 const RETRYABLE = new Set(['40001', '40P01']);
+/** Requests committed together at most (a bulk create is one request). */
+const MAX_BATCH = 256;
+const MAX_ATTEMPTS = 4;
 
 type RevisedTable = 'hosts' | 'networks' | 'instances' | 'routers';
 
-/** What a unit of work tells the log while it runs inside one transaction. */
+/** What a unit of work tells the log while it runs inside the batch's transaction. */
 export class Tx {
   readonly changes: Change[] = [];
   readonly revised = new Map<RevisedTable, Set<string>>();
@@ -33,123 +41,240 @@ export class Tx {
   }
 }
 
+type Work<T> = (tx: Tx) => Promise<T>;
+type Present<T, V> = (m: EntityManager, result: T) => Promise<V>;
+
+/** One mutating request waiting for (or inside) a batch. */
+interface Request {
+  readonly work: Work<unknown>;
+  readonly present: Present<unknown, unknown> | undefined;
+  readonly resolve: (r: { result: unknown; revision: number }) => void;
+  readonly reject: (e: unknown) => void;
+  attempts: number;
+}
+
+/** A request whose work succeeded inside the batch's transaction. */
+interface Done {
+  readonly request: Request;
+  readonly tx: Tx;
+  readonly result: unknown;
+}
+
+function sqlState(e: unknown): string | undefined {
+  const x = e as { code?: unknown; driverError?: { code?: unknown } } | null;
+  const code = x?.driverError?.code ?? x?.code;
+  return typeof code === 'string' ? code : undefined;
+}
+
 /**
- * The revision log: every committed change gets the next value of `revision_seq`, recorded
- * with the hosts whose desired state it changes. Mutations run concurrently; only the
- * tail — revision, engine planning, commit — is serialised (a transaction-scoped advisory
- * lock across replicas, a mutex within this process), which makes the log's order the
- * commit order.
+ * The revision log, with group commit. Every mutating request hands its work to
+ * `mutate()`; the requests that wait while a batch commits form the next batch, which runs
+ * in ONE transaction under the revision lock: each work inside a savepoint of its own (so
+ * it succeeds or fails alone, all or nothing), then one engine pass over the changes of
+ * every work that succeeded, one statement writing the revision, one COMMIT (one fsync).
+ * The batch becomes revision `max(revision) + 1` (read after the lock is held, so another
+ * replica's commit is never missed; numbering is gap-free); every request of it answers
+ * with that revision. Answers (`present`) are read after the COMMIT on pooled connections,
+ * outside the batch, so the next batch does not wait for them.
  * What each revision changed per host is published by DesiredStateService.updates$.
  */
 @Injectable()
 export class RevisionLog {
   private readonly log = new Logger('revisions');
+  private readonly queue: Request[] = [];
+  private draining = false;
+  private batches = 0;
+  private batchedRequests = 0;
 
   constructor(
     private readonly ds: DataSource,
     private readonly desired: DesiredStateService,
   ) {}
 
+  /** Batches committed and requests in them, since start (for metrics). */
+  stats(): { batches: number; requests: number } {
+    return { batches: this.batches, requests: this.batchedRequests };
+  }
+
   /**
-   * Runs `work` in a transaction; if it recorded changes, commits them as one revision.
-   * Returns the work's result — passed through `present`, which reads the response inside
-   * the same transaction, so that an answer never needs a second connection after the
-   * commit — and the revision (the current one when nothing changed).
+   * Runs `work` inside the next batch's transaction; if it recorded changes, they become
+   * visible with the batch's revision. Returns the work's result — passed through
+   * `present`, which reads the response after the commit — and the revision (the current
+   * one when the batch changed nothing).
    */
-  async mutate<T, V = T>(
-    work: (tx: Tx) => Promise<T>,
-    present?: (m: EntityManager, result: T) => Promise<V>,
+  mutate<T, V = T>(
+    work: Work<T>,
+    present?: Present<T, V>,
   ): Promise<{ result: V; revision: number }> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        return await this.attempt(work, present);
-      } catch (e) {
-        const code = (e as { driverError?: { code?: string } }).driverError?.code;
-        if (attempt < 4 && code && RETRYABLE.has(code)) {
-          this.log.debug(`retrying after ${code} (attempt ${attempt})`);
-          continue;
-        }
-        throw e;
+    return new Promise((resolve, reject) => {
+      this.queue.push({
+        work,
+        present: present as Present<unknown, unknown> | undefined,
+        resolve: resolve as Request['resolve'],
+        reject,
+        attempts: 0,
+      });
+      if (!this.draining) void this.drain();
+    });
+  }
+
+  private async drain(): Promise<void> {
+    this.draining = true;
+    try {
+      while (this.queue.length > 0) {
+        const batch = this.queue.splice(0, MAX_BATCH);
+        const { retry } = await this.commitBatch(batch);
+        // Retried requests go first, so that they keep their place in arrival order.
+        if (retry.length > 0) this.queue.unshift(...retry);
       }
+    } finally {
+      this.draining = false;
     }
   }
 
-  private async attempt<T, V>(
-    work: (tx: Tx) => Promise<T>,
-    present: ((m: EntityManager, result: T) => Promise<V>) | undefined,
-  ): Promise<{ result: V; revision: number }> {
-    // A query runner rather than ds.transaction(): the answer is read on the same
-    // connection right after COMMIT — outside the revision lock, yet without queueing
-    // for a second pooled connection.
+  /**
+   * Commits one batch and settles every request of it: resolved, rejected with its own
+   * error, or — when the batch as a whole failed with a retryable error — returned to be
+   * retried. A failure of the batch as a whole (its tail, COMMIT, the connection) fails
+   * every request that had not failed on its own.
+   */
+  private async commitBatch(batch: Request[]): Promise<{ retry: Request[] }> {
     const qr = this.ds.createQueryRunner();
-    await qr.connect();
     let planned: number | undefined;
+    const done: Done[] = [];
+    const failed: { request: Request; error: unknown }[] = [];
     try {
+      const client = (await qr.connect()) as PoolClient;
       await qr.startTransaction();
-      let revision: number;
-      let result: T;
-      try {
-        const tx = new Tx(qr.manager);
-        result = await work(tx);
-        if (tx.changes.length === 0) revision = this.desired.currentRevision;
-        else {
-          revision = await this.commitTail(qr.manager, tx, (r) => (planned = r));
+      // Two statements in one round trip: the second takes its snapshot after the lock is
+      // granted, so it sees every revision committed before.
+      const results = (await client.query(
+        `SELECT pg_advisory_xact_lock(${REVISION_LOCK}); SELECT coalesce(max(revision), 0)::bigint AS last FROM revisions`,
+      )) as unknown as { rows: { last: string }[] }[];
+      const last = Number(results[1].rows[0].last);
+      // A request alone in its batch needs no savepoint: its failure rolls back everything.
+      const alone = batch.length === 1;
+      for (const request of batch) {
+        const outcome = await this.runWork(qr, client, request, !alone);
+        if (outcome.ok) done.push({ request, tx: outcome.tx, result: outcome.result });
+        else failed.push({ request, error: outcome.error });
+      }
+      const changes = done.flatMap((d) => d.tx.changes);
+      let revision = this.desired.currentRevision;
+      if (done.length === 0) {
+        await qr.rollbackTransaction();
+      } else {
+        if (changes.length > 0) {
+          revision = last + 1;
+          planned = revision;
+          const { hosts } = await this.desired.plan(qr.manager, revision, changes, last);
+          await this.writeRevision(qr.manager, revision, [...hosts.keys()].sort(), changes, done);
         }
         await qr.commitTransaction();
-      } catch (e) {
-        if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
-        throw e;
       }
       if (planned !== undefined) {
         this.desired.settle(planned, true);
         planned = undefined;
       }
-      const view = present ? await present(qr.manager, result) : (result as unknown as V);
-      return { result: view, revision };
+      this.batches++;
+      this.batchedRequests += batch.length;
+      for (const f of failed) f.request.reject(f.error);
+      for (const d of done) void this.answer(d, revision);
+      return { retry: [] };
     } catch (e) {
+      if (qr.isTransactionActive) await qr.rollbackTransaction().catch(() => undefined);
       if (planned !== undefined) this.desired.settle(planned, false);
-      throw e;
+      const own = new Map(failed.map((f) => [f.request, f.error]));
+      const code = sqlState(e);
+      const retryable = code !== undefined && RETRYABLE.has(code);
+      const retry: Request[] = [];
+      for (const r of batch) {
+        if (own.has(r)) r.reject(own.get(r));
+        else if (retryable && ++r.attempts < MAX_ATTEMPTS) retry.push(r);
+        else r.reject(e);
+      }
+      if (retry.length > 0) this.log.debug(`retrying ${retry.length} request(s) after ${code}`);
+      return { retry };
     } finally {
       await qr.release();
     }
   }
 
   /**
-   * Under the revision lock (held to COMMIT): draws the revision, has the engine plan it,
-   * and writes what the revision changes. Two round trips.
+   * Runs one request's work inside the batch: in a savepoint when the batch has others, so
+   * that its failure rolls back only its own statements (retryable failures — serialisation,
+   * deadlock — are retried in place). Alone in its batch, a retryable failure fails the
+   * batch, which is then retried as a whole.
    */
-  private async commitTail(
+  private async runWork(
+    qr: QueryRunner,
+    client: PoolClient,
+    request: Request,
+    savepoint: boolean,
+  ): Promise<{ ok: true; tx: Tx; result: unknown } | { ok: false; error: unknown }> {
+    for (;;) {
+      if (savepoint) await client.query('SAVEPOINT work');
+      const tx = new Tx(qr.manager);
+      try {
+        const result = await request.work(tx);
+        if (savepoint) await client.query('RELEASE SAVEPOINT work');
+        return { ok: true, tx, result };
+      } catch (error) {
+        const code = sqlState(error);
+        const retryable = code !== undefined && RETRYABLE.has(code);
+        if (!savepoint) {
+          if (retryable) throw error;
+          return { ok: false, error };
+        }
+        await client.query('ROLLBACK TO SAVEPOINT work; RELEASE SAVEPOINT work');
+        if (retryable && ++request.attempts < MAX_ATTEMPTS) {
+          this.log.debug(`retrying a request after ${code}`);
+          continue;
+        }
+        return { ok: false, error };
+      }
+    }
+  }
+
+  /**
+   * Everything the revision writes, in one statement: the log row, the hosts' desired
+   * revision, the revision stamped on the changed rows, the notification.
+   */
+  private async writeRevision(
     m: EntityManager,
-    tx: Tx,
-    onPlanned: (revision: number) => void,
-  ): Promise<number> {
-    // The lock first (the sub-select), then the revision and the latest committed one,
-    // which tells the engine whether another replica committed meanwhile.
-    const [{ r, last }] = await m.query<{ r: string; last: string | null }[]>(
-      `SELECT nextval('revision_seq') AS r, (SELECT max(revision) FROM revisions) AS last
-         FROM (SELECT pg_advisory_xact_lock($1)) AS locked`,
-      [REVISION_LOCK],
-    );
-    const revision = Number(r);
-    onPlanned(revision);
-    const { hosts: updates } = await this.desired.plan(m, revision, tx.changes, Number(last ?? 0));
-    const hosts = [...updates.keys()].sort();
-    // Everything the revision writes: the log row, the hosts' desired revision, the
-    // revision stamped on the changed rows, the notification.
-    const stamps = [...tx.revised].map(
+    revision: number,
+    hosts: string[],
+    changes: Change[],
+    done: readonly Done[],
+  ): Promise<void> {
+    const revised = new Map<RevisedTable, Set<string>>();
+    for (const d of done) {
+      for (const [table, ids] of d.tx.revised) {
+        let set = revised.get(table);
+        if (!set) revised.set(table, (set = new Set()));
+        for (const id of ids) set.add(id);
+      }
+    }
+    const stamps = [...revised].map(
       ([table], k) => `, s${k} AS (UPDATE ${table} SET revision = $1 WHERE id = ANY($${k + 4}))`,
     );
     await m.query(
       `WITH rev AS (INSERT INTO revisions (revision, hosts, changes) VALUES ($1, $2, $3)),
             h AS (UPDATE hosts SET desired_revision = $1 WHERE id = ANY($2))${stamps.join('')}
        SELECT pg_notify('lattice_revisions', $1::text)`,
-      [
-        revision,
-        hosts,
-        JSON.stringify(tx.changes),
-        ...[...tx.revised.values()].map((ids) => [...ids]),
-      ],
+      [revision, hosts, JSON.stringify(changes), ...[...revised.values()].map((ids) => [...ids])],
     );
-    return revision;
+  }
+
+  /** Reads a committed request's answer (outside the batch) and resolves it. */
+  private async answer(d: Done, revision: number): Promise<void> {
+    try {
+      const result = d.request.present
+        ? await d.request.present(this.ds.manager, d.result)
+        : d.result;
+      d.request.resolve({ result, revision });
+    } catch (e) {
+      d.request.reject(e);
+    }
   }
 }
