@@ -90,11 +90,15 @@ const CONNECTION_ERRORS = new Set([
   '08003',
 ]);
 
-function isDatabaseDown(e: unknown): boolean {
-  const err = e as { code?: string; message?: string };
+/** The database went away or is unreachable (as opposed to refusing what was sent). */
+export function isDatabaseDown(e: unknown): boolean {
+  const err = e as { code?: string; message?: string; driverError?: { code?: string } };
+  const code = err?.driverError?.code ?? err?.code;
   return (
-    (typeof err?.code === 'string' && CONNECTION_ERRORS.has(err.code)) ||
-    /Connection terminated|connect ECONNREFUSED/i.test(err?.message ?? '')
+    (typeof code === 'string' && CONNECTION_ERRORS.has(code)) ||
+    /Connection terminated|ECONNREFUSED|ECONNRESET|not queryable|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+      err?.message ?? '',
+    )
   );
 }
 

@@ -8,6 +8,7 @@ import {
   type DesiredState,
   type HostUpdate,
 } from '../../../../libs/engine/src/index.js';
+import { isDatabaseDown } from '../common/errors.js';
 import type { Change } from '../revisions/changes.js';
 import { loadChangesSince, loadTopology } from './topology.repository.js';
 
@@ -99,10 +100,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
       try {
         return await fn(this.reader.manager);
       } catch (e) {
-        const lost =
-          /Connection terminated|ECONNRESET|ECONNREFUSED|not queryable|Client has encountered a connection error/i.test(
-            (e as Error)?.message ?? '',
-          );
+        const lost = isDatabaseDown(e);
         await this.reader.release().catch(() => undefined);
         this.reader = undefined;
         if (!lost || attempt >= 2) throw e;

@@ -8,17 +8,24 @@ import {
   ipToInt,
   isBlockBased,
   parseCidr,
-  type Cidr,
   type HostBlock,
 } from '../../../../libs/model/src/index.js';
 import { Conflict, InvalidInput } from '../common/errors.js';
 import type { NetworkEntity } from '../database/entities.js';
+import { addRanges, give, take, takeLowest, type Extra, type Space } from '../pools/free-ranges.js';
 import type { Tx } from '../revisions/revision-log.js';
 
 /**
- * IP address management. Callers hold the network's row lock (FOR NO KEY UPDATE), so
- * allocations within one network are serialised; the (network, ip) unique constraint and
- * the blocks' exclusion constraint are the database's own guarantee.
+ * IP address management over free-range tables (`free_addresses`, `free_blocks`; see
+ * `pools/free-ranges.ts`): allocation takes the lowest free range's first address, an
+ * explicit address splits its range, a release merges it back — O(log n) index work per
+ * address whatever the network's size, never a scan of the addresses in use. The ranges
+ * change in the same transaction as the instance rows, so a rollback (or a rolled-back
+ * savepoint) undoes both.
+ *
+ * Callers hold the network's row lock (FOR NO KEY UPDATE), so allocations within one
+ * network are serialised; the (network, ip) unique constraint and the blocks' exclusion
+ * constraint are the database's own guarantee.
  *
  * Shared-subnet models: any address of the CIDR but the network address, the broadcast
  * and the gateway. Block-based models: the host's blocks (allocated on first use, aligned
@@ -31,68 +38,101 @@ export interface Allocation {
   newBlock?: HostBlock;
 }
 
-const NO_RESERVED = '0.0.0.0';
+/** `free_addresses.owner` of shared-subnet networks (block-based: the block's host). */
+const SHARED = '00000000-0000-0000-0000-000000000000';
+
+const addresses = (net: NetworkEntity, owner = SHARED): Space => ({
+  table: 'free_addresses',
+  cols: ['network_id', 'owner'],
+  types: ['uuid', 'uuid'],
+  key: [net.id, owner],
+});
+
+const blocks = (net: NetworkEntity): Space => ({
+  table: 'free_blocks',
+  cols: ['network_id'],
+  types: ['uuid'],
+  key: [net.id],
+});
+
+const blockSize = (net: NetworkEntity) => 2 ** (32 - net.blockPrefixLen!);
 
 /**
- * Lowest free address in [lo, hi] of the network, skipping `reserved`. Within one
- * transaction (a bulk create) the search resumes after the previous hit: the network is
- * locked, so nothing below it can have been freed meanwhile.
+ * Claims the blocks of `hit` (block numbers) for the host in the same statement: their
+ * `host_blocks` rows, and their addresses as the host's free ranges from the block's
+ * address `2 + skip` on (the first `skip` usable ones being handed out by the caller).
  */
-async function lowestFree(
-  tx: Tx,
-  networkId: string,
-  lo: number,
-  hi: number,
-  reserved: string,
-): Promise<string | null> {
-  const hint = `ipam:${networkId}:${lo}:${hi}`;
-  const from = (tx.memo.get(hint) as number | undefined) ?? lo;
-  if (from > hi) return null;
-  const [row] = await tx.query<{ ip: string }>(
-    `WITH used AS (SELECT ip FROM instances WHERE network_id = $1 AND ip BETWEEN $2::inet AND $3::inet)
-     SELECT host(c) AS ip FROM (
-       SELECT $2::inet AS c UNION ALL SELECT ip + 1 FROM used UNION ALL SELECT $4::inet + 1
-     ) cand
-     WHERE c BETWEEN $2::inet AND $3::inet AND c <> $4::inet
-       AND NOT EXISTS (SELECT 1 FROM used u WHERE u.ip = cand.c)
-     ORDER BY c LIMIT 1`,
-    [networkId, intToIp(from), intToIp(hi), reserved],
-  );
-  if (row) tx.memo.set(hint, ipToInt(row.ip) + 1);
-  return row?.ip ?? null;
+function claiming(net: NetworkEntity, hostId: string, skip: number): Extra {
+  return (n) => ({
+    sql: `hb AS (INSERT INTO host_blocks (cidr, network_id, host_id)
+                 SELECT network(set_masklen('0.0.0.0'::inet + x * $${n}::bigint, $${n + 1}::int)), $1::uuid, $${n + 2}::uuid FROM hit),
+          fa AS (INSERT INTO free_addresses (network_id, owner, lo, hi)
+                 SELECT $1::uuid, $${n + 2}::uuid, x * $${n}::bigint + 2 + $${n + 3}::bigint, x * $${n}::bigint + $${n}::bigint - 2
+                   FROM hit WHERE 2 + $${n + 3}::bigint <= $${n}::bigint - 2)`,
+    params: [blockSize(net), net.blockPrefixLen, hostId, skip],
+  });
+}
+
+function claimed(tx: Tx, net: NetworkEntity, hostId: string, blockNo: number): HostBlock {
+  const size = blockSize(net);
+  const b: HostBlock = {
+    networkId: net.id,
+    hostId,
+    cidr: formatCidr({ base: blockNo * size, prefix: net.blockPrefixLen! }),
+  };
+  tx.record({ type: 'block.upsert', block: b });
+  return b;
+}
+
+/** Fills the free ranges of a network just inserted (one statement). */
+export async function initNetworkRanges(tx: Tx, net: NetworkEntity): Promise<void> {
+  const c = parseCidr(net.cidr)!;
+  if (isBlockBased(net)) {
+    const size = blockSize(net);
+    await addRanges(tx, blocks(net), [{ lo: c.base / size, hi: (broadcast(c) + 1) / size - 1 }]);
+    return;
+  }
+  const gw = ipToInt(net.gateway);
+  await addRanges(tx, addresses(net), [
+    { lo: c.base + 1, hi: gw - 1 },
+    { lo: gw + 1, hi: broadcast(c) - 1 },
+  ]);
 }
 
 /**
- * Up to `count` lowest free addresses of a shared-subnet network in one query (for bulk
- * creates), skipping the gateway and the addresses in `exclude` (asked for explicitly by
- * the same bulk). Fewer than `count` means the subnet is exhausted.
+ * Up to `count` lowest free addresses for a bulk create, in one statement for shared-subnet
+ * networks (three for block-based ones, which claim the blocks needed for `hostId`),
+ * skipping the addresses in `exclude` (asked for explicitly by the same bulk; for
+ * block-based networks their blocks are not claimed either). The addresses are taken: the
+ * caller inserts them in the same transaction. Fewer than `count` means the network is
+ * exhausted (the caller fails, and the transaction's rollback gives them back).
  */
 export async function freeAddresses(
   tx: Tx,
   net: NetworkEntity,
   count: number,
   exclude: readonly string[],
+  hostId?: string,
 ): Promise<string[]> {
   if (count === 0) return [];
-  const c = parseCidr(net.cidr)!;
-  const rows = await tx.query<{ ip: string }>(
-    `SELECT host('0.0.0.0'::inet + n) AS ip
-       FROM generate_series($2::bigint, $3::bigint) AS n
-      WHERE n <> $4::bigint
-        AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.network_id = $1 AND i.ip = '0.0.0.0'::inet + n)
-        AND NOT (('0.0.0.0'::inet + n) = ANY($5::inet[]))
-      ORDER BY n LIMIT $6`,
-    [net.id, c.base + 1, broadcast(c) - 1, ipToInt(net.gateway), exclude, count],
+  const ex = exclude.map(ipToInt);
+  if (!isBlockBased(net)) return (await takeLowest(tx, addresses(net), count, ex)).map(intToIp);
+  const own = await takeLowest(tx, addresses(net, hostId), count, ex);
+  const missing = count - own.length;
+  if (missing === 0) return own.map(intToIp);
+  const size = blockSize(net);
+  const perBlock = Math.max(1, size - 3);
+  const exBlocks = [...new Set(ex.map((ip) => Math.floor(ip / size)))];
+  const got = await takeLowest(
+    tx,
+    blocks(net),
+    Math.ceil(missing / perBlock),
+    exBlocks,
+    claiming(net, hostId!, 0),
   );
-  return rows.map((r) => r.ip);
-}
-
-async function ipInUse(tx: Tx, networkId: string, ip: string): Promise<boolean> {
-  const rows = await tx.query('SELECT 1 FROM instances WHERE network_id = $1 AND ip = $2::inet', [
-    networkId,
-    ip,
-  ]);
-  return rows.length > 0;
+  for (const b of got) claimed(tx, net, hostId!, b);
+  const more = got.length > 0 ? await takeLowest(tx, addresses(net, hostId), missing) : [];
+  return [...own, ...more].map(intToIp);
 }
 
 export async function allocateIp(
@@ -106,6 +146,9 @@ export async function allocateIp(
     ? allocateInBlocks(tx, net, hostId, explicit, field)
     : allocateInSubnet(tx, net, explicit, field);
 }
+
+const inUse = (net: NetworkEntity, ip: string) =>
+  new Conflict(`IP address ${ip} is already in use in network "${net.name}"`);
 
 async function allocateInSubnet(
   tx: Tx,
@@ -122,37 +165,14 @@ async function allocateInSubnet(
       throw InvalidInput.field(field, `${field} ${explicit} is the network or broadcast address`);
     if (explicit === net.gateway)
       throw InvalidInput.field(field, `${field} ${explicit} is the network's gateway`);
-    if (await ipInUse(tx, net.id, explicit))
-      throw new Conflict(`IP address ${explicit} is already in use in network "${net.name}"`);
+    // Every other address of the subnet is allocatable: not free means in use.
+    if ((await take(tx, addresses(net), [ip])).length === 0) throw inUse(net, explicit);
     return { ip: explicit };
   }
-  const ip = await lowestFree(tx, net.id, c.base + 1, broadcast(c) - 1, net.gateway);
-  if (!ip) throw new Conflict(`network "${net.name}" (${net.cidr}) is exhausted: no free address`);
-  return { ip };
-}
-
-async function blocksOf(tx: Tx, networkId: string): Promise<{ cidr: Cidr; hostId: string }[]> {
-  const rows = await tx.query<{ cidr: string; host_id: string }>(
-    'SELECT cidr::text AS cidr, host_id FROM host_blocks WHERE network_id = $1 ORDER BY cidr',
-    [networkId],
-  );
-  return rows.map((r) => ({ cidr: parseCidr(r.cidr)!, hostId: r.host_id }));
-}
-
-async function claimBlock(
-  tx: Tx,
-  net: NetworkEntity,
-  hostId: string,
-  block: Cidr,
-): Promise<HostBlock> {
-  const b: HostBlock = { networkId: net.id, hostId, cidr: formatCidr(block) };
-  await tx.query('INSERT INTO host_blocks (cidr, network_id, host_id) VALUES ($1, $2, $3)', [
-    b.cidr,
-    b.networkId,
-    b.hostId,
-  ]);
-  tx.record({ type: 'block.upsert', block: b });
-  return b;
+  const [ip] = await takeLowest(tx, addresses(net), 1);
+  if (ip === undefined)
+    throw new Conflict(`network "${net.name}" (${net.cidr}) is exhausted: no free address`);
+  return { ip: intToIp(ip) };
 }
 
 async function allocateInBlocks(
@@ -164,7 +184,7 @@ async function allocateInBlocks(
 ): Promise<Allocation> {
   const c = parseCidr(net.cidr)!;
   const len = net.blockPrefixLen!;
-  const blocks = await blocksOf(tx, net.id);
+  const size = blockSize(net);
   if (explicit !== undefined) {
     const ip = ipToInt(explicit);
     if (!contains(c, ip))
@@ -176,46 +196,68 @@ async function allocateInBlocks(
         `${field} ${explicit} is reserved in block ${formatCidr(want)} (network, gateway or broadcast address)`,
       );
     }
-    const owner = blocks.find((b) => b.cidr.base === want.base);
-    if (owner && owner.hostId !== hostId) {
+    const [owner] = await tx.query<{ host_id: string }>(
+      'SELECT host_id FROM host_blocks WHERE cidr = $1::cidr',
+      [formatCidr(want)],
+    );
+    if (owner && owner.host_id !== hostId) {
       throw new Conflict(
         `IP address ${explicit} lies in block ${formatCidr(want)}, which belongs to another host`,
       );
     }
-    if (await ipInUse(tx, net.id, explicit))
-      throw new Conflict(`IP address ${explicit} is already in use in network "${net.name}"`);
-    return { ip: explicit, newBlock: owner ? undefined : await claimBlock(tx, net, hostId, want) };
+    let newBlock: HostBlock | undefined;
+    if (!owner) {
+      const [b] = await take(tx, blocks(net), [want.base / size], claiming(net, hostId, 0));
+      if (b === undefined)
+        throw new Conflict(`block ${formatCidr(want)} of network "${net.name}" is not free`);
+      newBlock = claimed(tx, net, hostId, b);
+    }
+    if ((await take(tx, addresses(net, hostId), [ip])).length === 0) throw inUse(net, explicit);
+    return { ip: explicit, newBlock };
   }
-  for (const b of blocks.filter((x) => x.hostId === hostId)) {
-    const ip = await lowestFree(tx, net.id, b.cidr.base + 2, broadcast(b.cidr) - 1, NO_RESERVED);
-    if (ip) return { ip };
+  const [ip] = await takeLowest(tx, addresses(net, hostId), 1);
+  if (ip !== undefined) return { ip: intToIp(ip) };
+  // The host's blocks are full: claim the lowest free block, hand out its first address.
+  const [b] = await takeLowest(tx, blocks(net), 1, [], claiming(net, hostId, 1));
+  if (b === undefined) {
+    throw new Conflict(
+      `network "${net.name}" (${net.cidr}) is exhausted: no free /${len} block for this host`,
+    );
   }
-  const taken = new Set(blocks.map((b) => b.cidr.base));
-  const size = cidrSize({ base: 0, prefix: len });
-  for (let base = c.base; base < c.base + cidrSize(c); base += size) {
-    if (taken.has(base)) continue;
-    const newBlock = await claimBlock(tx, net, hostId, { base, prefix: len });
-    return { ip: intToIp(base + 2), newBlock };
-  }
-  throw new Conflict(
-    `network "${net.name}" (${net.cidr}) is exhausted: no free /${len} block for this host`,
-  );
+  return { ip: intToIp(b * size + 2), newBlock: claimed(tx, net, hostId, b) };
 }
 
-/** Releases the host's block that held `ip` when its last instance is gone. */
-export async function releaseBlockIfEmpty(
+/**
+ * Gives a deleted instance's address back (the instance row is already gone). In a
+ * block-based network, the host's block goes back too when this was its last instance.
+ */
+export async function releaseAddress(
   tx: Tx,
   net: NetworkEntity,
   hostId: string,
   ip: string,
 ): Promise<void> {
-  if (!isBlockBased(net)) return;
-  const block = formatCidr(blockOf(ipToInt(ip), net.blockPrefixLen!));
+  const x = ipToInt(ip);
+  if (!isBlockBased(net)) {
+    await give(tx, addresses(net), x);
+    return;
+  }
+  const free = await give(tx, addresses(net, hostId), x);
+  const block = blockOf(x, net.blockPrefixLen!);
+  if (free.lo !== block.base + 2 || free.hi !== broadcast(block) - 1) return;
+  // The block's whole range is free; the instances index confirms it is empty.
+  const cidr = formatCidr(block);
   const rows = await tx.query<{ cidr: string }>(
-    `DELETE FROM host_blocks b WHERE b.cidr = $1::cidr AND b.host_id = $2
-       AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.network_id = b.network_id AND i.ip << b.cidr)
-     RETURNING cidr::text AS cidr`,
-    [block, hostId],
+    `WITH hb AS (
+       DELETE FROM host_blocks b WHERE b.cidr = $1::cidr AND b.host_id = $2
+          AND NOT EXISTS (SELECT 1 FROM instances i WHERE i.network_id = b.network_id AND i.ip << b.cidr)
+       RETURNING cidr),
+     fa AS (DELETE FROM free_addresses f USING hb
+             WHERE f.network_id = $3 AND f.owner = $2 AND f.hi = $4)
+     SELECT cidr::text AS cidr FROM hb`,
+    [cidr, hostId, net.id, free.hi],
   );
-  if (rows.length > 0) tx.record({ type: 'block.delete', cidr: block });
+  if (rows.length === 0) return;
+  await give(tx, blocks(net), block.base / cidrSize(block));
+  tx.record({ type: 'block.delete', cidr });
 }

@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import type { PoolClient } from 'pg';
 import { DataSource, EntityManager, type QueryRunner } from 'typeorm';
 import { DesiredStateService } from '../desired-state/desired-state.service.js';
+import { isDatabaseDown } from '../common/errors.js';
 import type { Change } from './changes.js';
 
 /**
@@ -51,6 +52,8 @@ interface Request {
   readonly resolve: (r: { result: unknown; revision: number }) => void;
   readonly reject: (e: unknown) => void;
   attempts: number;
+  /** Commit this request in a batch of its own (its last batch failed as a whole). */
+  solo: boolean;
 }
 
 /** A request whose work succeeded inside the batch's transaction. */
@@ -113,6 +116,7 @@ export class RevisionLog {
         resolve: resolve as Request['resolve'],
         reject,
         attempts: 0,
+        solo: false,
       });
       if (!this.draining) void this.drain();
     });
@@ -122,7 +126,7 @@ export class RevisionLog {
     this.draining = true;
     try {
       while (this.queue.length > 0) {
-        const batch = this.queue.splice(0, MAX_BATCH);
+        const batch = this.nextBatch();
         const { retry } = await this.commitBatch(batch);
         // Retried requests go first, so that they keep their place in arrival order.
         if (retry.length > 0) this.queue.unshift(...retry);
@@ -130,6 +134,14 @@ export class RevisionLog {
     } finally {
       this.draining = false;
     }
+  }
+
+  /** The waiting requests up to the next one that must go alone (or that one alone). */
+  private nextBatch(): Request[] {
+    if (this.queue[0].solo) return this.queue.splice(0, 1);
+    let n = 0;
+    while (n < this.queue.length && n < MAX_BATCH && !this.queue[n].solo) n++;
+    return this.queue.splice(0, n);
   }
 
   /**
@@ -187,10 +199,18 @@ export class RevisionLog {
       const own = new Map(failed.map((f) => [f.request, f.error]));
       const code = sqlState(e);
       const retryable = code !== undefined && RETRYABLE.has(code);
+      // A batch that failed as a whole for a reason that one request may have caused (a
+      // deferred constraint, a value the revision write refused) is taken apart: each
+      // request is retried alone, so that only the one at fault fails. A lost database
+      // fails them all.
+      const split = !retryable && batch.length - own.size > 1 && !isDatabaseDown(e);
       const retry: Request[] = [];
       for (const r of batch) {
         if (own.has(r)) r.reject(own.get(r));
-        else if (retryable && ++r.attempts < MAX_ATTEMPTS) retry.push(r);
+        else if (split) {
+          r.solo = true;
+          retry.push(r);
+        } else if (retryable && ++r.attempts < MAX_ATTEMPTS) retry.push(r);
         else r.reject(e);
       }
       if (retry.length > 0) this.log.debug(`retrying ${retry.length} request(s) after ${code}`);
