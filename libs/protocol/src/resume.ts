@@ -1,28 +1,48 @@
 import { KIND_ORDER, type Diff, type Resource, type Upsert } from '../../engine/src/index.js';
 
+/** Bounds of one host's history: entries, and their size as sent (bytes of JSON). */
+export const HISTORY_LIMITS = { entries: 64, bytes: 256 * 1024 };
+
 /**
  * The recent diffs of one host, so that an agent that was away can be brought forward
- * with one composed diff instead of a snapshot. Bounded: when an agent's revision is older
- * than what is kept, `since` says so and the caller sends a snapshot.
+ * with one composed diff instead of a snapshot. Bounded by count and by bytes (a diff
+ * larger than the byte bound is not kept at all): when an agent's revision is older than
+ * what is kept, `since` says so and the caller sends a snapshot.
  */
 export class DiffHistory {
-  private readonly entries: { from: number; to: number; diff: Diff }[] = [];
+  private readonly entries: { from: number; to: number; diff: Diff; bytes: number }[] = [];
+  private bytes = 0;
 
   constructor(
     /** The host's desired revision when the history starts (nothing is known before it). */
     private start: number,
-    private readonly limit = 64,
+    private readonly limit = HISTORY_LIMITS.entries,
+    private readonly byteLimit = HISTORY_LIMITS.bytes,
   ) {}
+
+  /** The size of what is kept, bytes. */
+  get size(): number {
+    return this.bytes;
+  }
 
   /** The host's latest desired revision. */
   get revision(): number {
     return this.entries.length ? this.entries[this.entries.length - 1].to : this.start;
   }
 
-  record(to: number, diff: Diff): { from: number } {
+  /** Records the diff to revision `to`; `bytes` is its size as sent (estimated if absent). */
+  record(to: number, diff: Diff, bytes = diffBytes(diff)): { from: number } {
     const from = this.revision;
-    this.entries.push({ from, to, diff });
-    if (this.entries.length > this.limit) this.start = this.entries.shift()!.to;
+    this.entries.push({ from, to, diff, bytes });
+    this.bytes += bytes;
+    while (
+      this.entries.length > 0 &&
+      (this.entries.length > this.limit || this.bytes > this.byteLimit)
+    ) {
+      const dropped = this.entries.shift()!;
+      this.bytes -= dropped.bytes;
+      this.start = dropped.to;
+    }
     return { from };
   }
 
@@ -35,6 +55,11 @@ export class DiffHistory {
     if (applied < this.start) return null;
     return compose(this.entries.filter((e) => e.to > applied).map((e) => e.diff));
   }
+}
+
+/** The size of a diff as JSON, bytes. */
+export function diffBytes(diff: Diff): number {
+  return Buffer.byteLength(JSON.stringify(diff));
 }
 
 function order(a: Resource, b: Resource): number {

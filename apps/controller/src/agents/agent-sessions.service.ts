@@ -323,13 +323,21 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
   }
 
   private send(s: Session, frame: Unversioned<ControllerFrame>, revision?: number): void {
+    this.sendText(s, frame.type, encode(frame), revision);
+  }
+
+  private sendText(
+    s: Session,
+    type: ControllerFrame['type'],
+    text: string,
+    revision?: number,
+  ): void {
     if (s.socket.readyState !== s.socket.OPEN) return;
-    const text = encode(frame);
     s.socket.send(text);
     if (revision !== undefined) s.sentAt.set(revision, Date.now());
-    if (frame.type === 'diff' || frame.type === 'snapshot') {
-      this.metrics.frames.inc({ type: frame.type });
-      this.metrics.bytes.inc({ type: frame.type }, Buffer.byteLength(text));
+    if (type === 'diff' || type === 'snapshot') {
+      this.metrics.frames.inc({ type });
+      this.metrics.bytes.inc({ type }, Buffer.byteLength(text));
     }
   }
 
@@ -371,21 +379,20 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
       this.updateLag(s);
     }
     for (const [hostId, { diff }] of u.hosts) {
-      const { from } = this.history(hostId).record(u.revision, diff);
+      const history = this.history(hostId);
+      // One encoding per host and revision: sent as is, and its length bounds the history.
+      const text = encode({
+        type: 'diff',
+        cluster: this.cluster,
+        fromRevision: history.revision,
+        toRevision: u.revision,
+        upserts: diff.upserts,
+        deletes: diff.deletes,
+      });
+      history.record(u.revision, diff, text.length);
       const s = this.sessions.get(hostId);
       if (!s) continue;
-      this.send(
-        s,
-        {
-          type: 'diff',
-          cluster: this.cluster,
-          fromRevision: from,
-          toRevision: u.revision,
-          upserts: diff.upserts,
-          deletes: diff.deletes,
-        },
-        u.revision,
-      );
+      this.sendText(s, 'diff', text, u.revision);
       s.sent = u.revision;
       this.updateLag(s);
     }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
+import { RevisionLog } from '../revisions/revision-log.js';
 
 /**
  * Prometheus metrics on a registry of this application's own (several controllers may
@@ -12,7 +13,7 @@ import { DataSource } from 'typeorm';
 export class MetricsService {
   readonly registry = new Registry();
 
-  constructor(ds: DataSource) {
+  constructor(ds: DataSource, log: RevisionLog) {
     const registers = [this.registry];
     const refresh = async () => {
       const [r] = await ds.query<Record<string, string>[]>(`
@@ -62,6 +63,22 @@ export class MetricsService {
       name: 'lattice_hosts_in_sync',
       help: 'Hosts whose agent applied their desired revision',
       registers,
+    });
+    new Gauge({
+      name: 'lattice_commit_batches',
+      help: 'Transactions committed by the revision log (group commit) since start',
+      registers,
+      collect() {
+        this.set(log.stats().batches);
+      },
+    });
+    new Gauge({
+      name: 'lattice_commit_batched_requests',
+      help: 'Mutating requests run in those transactions since start',
+      registers,
+      collect() {
+        this.set(log.stats().requests);
+      },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'lattice_process_' });
   }
