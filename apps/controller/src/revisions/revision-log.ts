@@ -165,9 +165,9 @@ export class RevisionLog {
       )) as unknown as { rows: { last: string }[] }[];
       const last = Number(results[1].rows[0].last);
       // A request alone in its batch needs no savepoint: its failure rolls back everything.
-      const alone = batch.length === 1;
+      const savepoint = batch.length === 1 ? null : { open: false };
       for (const request of batch) {
-        const outcome = await this.runWork(qr, client, request, !alone);
+        const outcome = await this.runWork(qr, client, request, savepoint);
         if (outcome.ok) done.push({ request, tx: outcome.tx, result: outcome.result });
         else failed.push({ request, error: outcome.error });
       }
@@ -224,20 +224,25 @@ export class RevisionLog {
    * Runs one request's work inside the batch: in a savepoint when the batch has others, so
    * that its failure rolls back only its own statements (retryable failures — serialisation,
    * deadlock — are retried in place). Alone in its batch, a retryable failure fails the
-   * batch, which is then retried as a whole.
+   * batch, which is then retried as a whole. `savepoint.open` says whether an earlier
+   * request's savepoint is still set: it is released in the same round trip as this one is set.
    */
   private async runWork(
     qr: QueryRunner,
     client: PoolClient,
     request: Request,
-    savepoint: boolean,
+    savepoint: { open: boolean } | null,
   ): Promise<{ ok: true; tx: Tx; result: unknown } | { ok: false; error: unknown }> {
     for (;;) {
-      if (savepoint) await client.query('SAVEPOINT work');
+      if (savepoint) {
+        await client.query(
+          savepoint.open ? 'RELEASE SAVEPOINT work; SAVEPOINT work' : 'SAVEPOINT work',
+        );
+        savepoint.open = true;
+      }
       const tx = new Tx(qr.manager);
       try {
         const result = await request.work(tx);
-        if (savepoint) await client.query('RELEASE SAVEPOINT work');
         return { ok: true, tx, result };
       } catch (error) {
         const code = sqlState(error);
@@ -246,7 +251,9 @@ export class RevisionLog {
           if (retryable) throw error;
           return { ok: false, error };
         }
-        await client.query('ROLLBACK TO SAVEPOINT work; RELEASE SAVEPOINT work');
+        // Back to the start of this request; the savepoint stays set (released by the next
+        // request's, or by COMMIT).
+        await client.query('ROLLBACK TO SAVEPOINT work');
         if (retryable && ++request.attempts < MAX_ATTEMPTS) {
           this.log.debug(`retrying a request after ${code}`);
           continue;
