@@ -1,7 +1,7 @@
 import { KIND_ORDER, type Diff, type Resource, type Upsert } from '../../engine/src/index.js';
 
 /** Bounds of one host's history: entries, and their size as sent (bytes of JSON). */
-export const HISTORY_LIMITS = { entries: 64, bytes: 256 * 1024 };
+export const HISTORY_LIMITS = { entries: 64, bytes: 64 * 1024 };
 
 /**
  * The recent diffs of one host, so that an agent that was away can be brought forward
