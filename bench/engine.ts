@@ -1,7 +1,9 @@
 /**
  * Desired-state engine benchmark (BENCH.md "large" shape, spread layout): 1,000 hosts,
  * 1,000 networks cycling through the models, 100,000 instances. Measures the full compute,
- * single-change latency and fan-out (create, delete, move of one instance) and memory.
+ * single-change latency and fan-out (create, delete, move of one instance), what each change
+ * cost the incremental engine (resource operations on hosts' states, (network, host) shares
+ * recomputed, handled vs recomputed per change type: `engine.stats()`) and memory.
  *
  *   npm run bench:engine            (builds, then runs dist/bench/engine.js)
  *   node --expose-gc dist/bench/engine.js   (optional: settles the heap before measuring)
@@ -153,6 +155,10 @@ interface Series {
   ms: number[];
   touched: number[];
   recomputed: number[];
+  /** Writes to hosts' states (stats().resourceOps) per change. */
+  ops: number[];
+  /** (network, host) shares computed from scratch per change. */
+  shares: number[];
 }
 
 function summarize(s: Series) {
@@ -165,6 +171,12 @@ function summarize(s: Series) {
     hostsTouchedP99: quantile(s.touched, 0.99),
     hostsTouchedMax: Math.max(...s.touched),
     hostsRecomputedP50: quantile(s.recomputed, 0.5),
+    resourceOpsP50: quantile(s.ops, 0.5),
+    resourceOpsP99: quantile(s.ops, 0.99),
+    resourceOpsMax: Math.max(...s.ops),
+    sharesComputedP50: quantile(s.shares, 0.5),
+    sharesComputedP99: quantile(s.shares, 0.99),
+    sharesComputedMean: round(s.shares.reduce((a, b) => a + b, 0) / s.shares.length),
   };
 }
 const round = (x: number) => Math.round(x * 1000) / 1000;
@@ -194,17 +206,22 @@ function main(): void {
   const rand = rng(42);
   const pick = (m: number) => Math.floor(rand() * m);
   const series: Record<'create' | 'delete' | 'move', Series> = {
-    create: { ms: [], touched: [], recomputed: [] },
-    delete: { ms: [], touched: [], recomputed: [] },
-    move: { ms: [], touched: [], recomputed: [] },
+    create: { ms: [], touched: [], recomputed: [], ops: [], shares: [] },
+    delete: { ms: [], touched: [], recomputed: [], ops: [], shares: [] },
+    move: { ms: [], touched: [], recomputed: [], ops: [], shares: [] },
   };
   const run = (kind: keyof typeof series, c: Change) => {
+    const before = engine.stats();
     const t = performance.now();
     const u = engine.apply(c);
     series[kind].ms.push(performance.now() - t);
+    const after = engine.stats();
     series[kind].touched.push(u.hosts.size);
     series[kind].recomputed.push(u.recomputed);
+    series[kind].ops.push(after.resourceOps - before.resourceOps);
+    series[kind].shares.push(after.sharesComputed - before.sharesComputed);
   };
+  const statsAfterCompute = engine.stats();
   let next = P;
   const perNet = Math.floor(P / S);
   for (let s = 0; s < SAMPLES; s++) {
@@ -224,6 +241,7 @@ function main(): void {
   }
   gc?.();
   const memAfter = process.memoryUsage();
+  const stats = engine.stats();
 
   const result = {
     shape: { hosts: H, networks: S, instances: P, layout: 'spread', span: SPAN },
@@ -238,6 +256,16 @@ function main(): void {
       create: summarize(series.create),
       delete: summarize(series.delete),
       move: summarize(series.move),
+    },
+    engine: {
+      shares: statsAfterCompute.shares,
+      internedKeysAfterFullCompute: statsAfterCompute.internedKeys,
+      internedKeysAfterChanges: stats.internedKeys,
+      /** Per change type: turned into deltas only vs made a (network, host) share recompute. */
+      changes: Object.fromEntries(
+        Object.entries(stats.changes).filter(([, v]) => v.handled + v.recomputed > 0),
+      ),
+      fallbacks: stats.fallbacks,
     },
     memory: {
       afterFullCompute: { rssMb: mb(mem.rss), heapUsedMb: mb(mem.heapUsed) },
@@ -261,6 +289,8 @@ function main(): void {
       value: `${mb(memAfter.rss)} MB / ${mb(memAfter.heapUsed)} MB`,
     },
     'peak rss': { value: `${result.memory.peakRssMb} MB` },
+    '(network, host) shares': { value: statsAfterCompute.shares },
+    'interned resource keys': { value: statsAfterCompute.internedKeys },
   });
   console.table(
     Object.fromEntries(
@@ -274,12 +304,17 @@ function main(): void {
             'p99 ms': r.p99Ms,
             'hosts touched p50': r.hostsTouchedP50,
             'hosts touched p99': r.hostsTouchedP99,
-            'recomputed p50': r.hostsRecomputedP50,
+            'hosts visited p50': r.hostsRecomputedP50,
+            'resource ops p50': r.resourceOpsP50,
+            'resource ops p99': r.resourceOpsP99,
+            'shares computed p50': r.sharesComputedP50,
+            'shares computed p99': r.sharesComputedP99,
           },
         ];
       }),
     ),
   );
+  console.table(result.engine.changes);
   const dir = resolve(process.cwd(), 'bench/results');
   mkdirSync(dir, { recursive: true });
   writeFileSync(resolve(dir, 'engine.json'), JSON.stringify(result, null, 2) + '\n');

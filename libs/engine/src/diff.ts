@@ -146,3 +146,41 @@ export function statesEqual(a: DesiredState, b: DesiredState): boolean {
   }
   return true;
 }
+
+/**
+ * `diff(a, b)` when `a` and `b` differ at most at the keys of `changed`, which maps each of
+ * them to its value in `a` (undefined: absent from `a`). The incremental engine records the
+ * previous value of every key it writes during an apply, so a host's diff costs what
+ * changed, not the size of its state (except when a device is replaced: then everything
+ * living on it is re-sent, as `diff` does).
+ */
+export function diffAt(changed: ReadonlyMap<string, Resource | undefined>, b: DesiredState): Diff {
+  const upserts: Upsert[] = [];
+  const deletes: Resource[] = [];
+  let replacedDevices: Set<string> | null = null;
+  for (const [key, ra] of changed) {
+    const rb = b.get(key);
+    if (!rb) {
+      if (ra) deletes.push(ra);
+    } else if (!ra) {
+      upserts.push({ ...rb, op: 'create' });
+    } else if (!resourceEquals(ra, rb)) {
+      const replace = needsReplace(ra, rb);
+      upserts.push({ ...rb, op: replace ? 'replace' : 'update' });
+      const dev = replace ? deviceOf(rb) : null;
+      if (dev) (replacedDevices ??= new Set()).add(dev);
+    }
+  }
+  if (replacedDevices) {
+    const sent = new Set(upserts.map((u) => u.key));
+    for (const rb of b.values()) {
+      if (sent.has(rb.key)) continue;
+      if (devicesReferenced(rb).some((d) => replacedDevices.has(d))) {
+        upserts.push({ ...rb, op: 'update' });
+      }
+    }
+  }
+  upserts.sort(byApplyOrder);
+  deletes.sort((x, y) => byApplyOrder(y, x));
+  return { upserts, deletes };
+}

@@ -280,7 +280,8 @@ describe('incremental engine', () => {
           const e = build(seed);
           const agents = new Map<string, FakeAgent>();
           for (const s of specs) {
-            const before = new Map([...e.hostIds()].map((h) => [h, e.stateOf(h)]));
+            // stateOf is live (updated in place by apply): keep copies of the previous states.
+            const before = new Map([...e.hostIds()].map((h) => [h, new Map(e.stateOf(h))]));
             const u = e.apply(toChange(s, e.topology().networks));
             for (const [h, hu] of u.hosts) {
               // The diff is exactly the step from the previous to the new state…
@@ -376,6 +377,93 @@ describe('incremental engine', () => {
   });
 });
 
+describe('incremental engine, batches', () => {
+  /**
+   * A batch: random changes, plus (when asked) an instance created and deleted again inside
+   * the same batch, and an instance created then moved.
+   */
+  const batchArb = fc
+    .tuple(
+      fc.array(changeSpecArb, { minLength: 1, maxLength: 15 }),
+      fc.option(
+        fc.record({
+          id: fc.constantFrom(...INST_IDS),
+          net: fc.constantFrom(...NET_IDS),
+          host: fc.constantFrom(...HOST_IDS),
+          to: fc.constantFrom(...HOST_IDS),
+          at: fc.nat(),
+          moveInstead: fc.boolean(),
+        }),
+      ),
+    )
+    .map(([specs, pair]): ChangeSpec[] => {
+      if (!pair) return specs;
+      const extra: ChangeSpec[] = [
+        { t: 'instance.upsert', id: pair.id, net: pair.net, host: pair.host },
+        pair.moveInstead
+          ? { t: 'instance.move', id: pair.id, host: pair.to }
+          : { t: 'instance.delete', id: pair.id },
+      ];
+      const at = pair.at % (specs.length + 1);
+      return [...specs.slice(0, at), ...extra, ...specs.slice(at)];
+    });
+
+  it('after every batch equals a full recompute, with diffs exactly diff(before, after)', () => {
+    fc.assert(
+      fc.property(seedArb, fc.array(batchArb, { minLength: 1, maxLength: 6 }), (seed, batches) => {
+        const e = build(seed);
+        const agents = new Map<string, FakeAgent>();
+        for (const specs of batches) {
+          const nets = e.topology().networks;
+          const changes = specs.map((s) => toChange(s, nets));
+          const before = new Map([...e.hostIds()].map((h) => [h, new Map(e.stateOf(h))]));
+          const u = e.apply(changes);
+          for (const h of allHostIds(e)) if (!before.has(h)) before.set(h, new Map());
+          for (const [h, prev] of before) {
+            const now = e.stateOf(h);
+            const hu = u.hosts.get(h);
+            // A host is reported exactly when its state changed…
+            expect(hu !== undefined).toBe(!statesEqual(prev, now));
+            if (!hu) continue;
+            // …with the same diff as the reference differ, in content and order…
+            expect(hu.diff).toEqual(diff(prev, now));
+            expect(statesEqual(applyDiff(prev, hu.diff), hu.state)).toBe(true);
+            // …that a strict agent accepts.
+            let agent = agents.get(h);
+            if (!agent) agents.set(h, (agent = new FakeAgent(prev)));
+            agent.apply(hu.diff);
+          }
+          expectMatchesFullRecompute(e);
+        }
+        for (const [h, agent] of agents)
+          expect(statesEqual(agent.state(), e.stateOf(h))).toBe(true);
+      }),
+      { numRuns: 150 },
+    );
+  });
+
+  it('an instance created and deleted in one batch changes nothing', () => {
+    fc.assert(
+      fc.property(
+        seedArb,
+        fc.constantFrom(...NET_IDS),
+        fc.constantFrom(...HOST_IDS),
+        (seed, net, h) => {
+          const e = build(seed);
+          const nets = e.topology().networks;
+          // An id the seed never uses.
+          const extra = toChange({ t: 'instance.upsert', id: 'i13', net, host: h }, nets);
+          if (e.topology().instances.has('i13')) return;
+          const u = e.apply([extra, { type: 'instance.delete', id: 'i13' }]);
+          expect(u.hosts.size).toBe(0);
+          expectMatchesFullRecompute(e);
+        },
+      ),
+      { numRuns: 100 },
+    );
+  });
+});
+
 describe('diff', () => {
   const stateArb = fc
     .tuple(seedArb, fc.array(changeSpecArb, { maxLength: 10 }))
@@ -458,6 +546,71 @@ describe('fan-out and mobility', () => {
       expect([...deleted.hosts.keys()].sort()).toEqual(span);
     },
   );
+
+  it('an instance create in a k-host VXLAN network costs O(k) resource operations', () => {
+    // Many instances on each of the k hosts: the cost must not depend on them.
+    const k = 8;
+    const perHost = 50;
+    const hosts = Array.from({ length: 12 }, (_, i) => host(`h${i}`, `192.0.2.${10 + i}`));
+    const blue = network('blue', 'overlay', '10.10.0.0/16', { encapsulation: 'vxlan', vni: 10001 });
+    const insts = Array.from({ length: k * perHost }, (_, j) =>
+      instance(`b${j}`, 'blue', `h${j % k}`, `10.10.${j >> 8}.${(j & 255) + 2}`, mac(j)),
+    );
+    const e = new DesiredStateEngine(topology({ hosts, networks: [blue], instances: insts }));
+    const s0 = e.stats();
+    const created = e.apply({
+      type: 'instance.upsert',
+      instance: instance('new', 'blue', 'h3', '10.10.200.1', '02:00:00:00:09:99'),
+    });
+    const s1 = e.stats();
+    // Its port on h3; one FDB and one neighbour entry on each of the k - 1 other hosts.
+    expect(s1.resourceOps - s0.resourceOps).toBe(1 + 2 * (k - 1));
+    expect(s1.sharesComputed - s0.sharesComputed).toBe(0);
+    expect(s1.hostWideComputed - s0.hostWideComputed).toBe(0);
+    expect(s1.fallbacks).toBe(0);
+    expect(s1.changes['instance.upsert']).toEqual({ handled: 1, recomputed: 0 });
+    expect(created.hosts.size).toBe(k);
+    for (const [h, hu] of created.hosts) {
+      expect(hu.diff.upserts.map((u) => u.op)).toEqual(
+        h === 'h3' ? ['create'] : ['create', 'create'],
+      );
+      expect(hu.diff.deletes).toEqual([]);
+    }
+    // The remote entries are one object on all k - 1 hosts (interned).
+    const fdbKey = 'fdb:ltvx10001:02:00:00:00:09:99';
+    const fdbs = new Set(
+      [...created.hosts.keys()].filter((h) => h !== 'h3').map((h) => e.stateOf(h).get(fdbKey)),
+    );
+    expect(fdbs.size).toBe(1);
+
+    // Deleting it again: as many operations, still nothing recomputed.
+    e.apply({ type: 'instance.delete', id: 'new' });
+    const s2 = e.stats();
+    expect(s2.resourceOps - s1.resourceOps).toBe(1 + 2 * (k - 1));
+    expect(s2.sharesComputed - s1.sharesComputed).toBe(0);
+    expect(s2.changes['instance.delete']).toEqual({ handled: 1, recomputed: 0 });
+
+    // A move between two hosts of the network: the port leaves one, arrives on the other, and
+    // the FDB entry toward it changes on the rest (the neighbour entries stay).
+    e.apply({ type: 'instance.move', id: 'b0', hostId: 'h1' });
+    const s3 = e.stats();
+    // h0: port deleted, fdb + neigh created; h1: port created, fdb + neigh deleted;
+    // the k - 2 others: fdb updated in place.
+    expect(s3.resourceOps - s2.resourceOps).toBe(6 + (k - 2));
+    expect(s3.sharesComputed - s2.sharesComputed).toBe(0);
+    expectMatchesFullRecompute(e);
+
+    // Joining a new host recomputes only that host's share, and adds the flood entry and the
+    // instance's entries on the others.
+    e.apply({
+      type: 'instance.upsert',
+      instance: instance('far', 'blue', 'h11', '10.10.201.1', '02:00:00:00:09:98'),
+    });
+    const s4 = e.stats();
+    expect(s4.sharesComputed - s3.sharesComputed).toBe(1);
+    expect(s4.changes['instance.upsert'].recomputed).toBe(1);
+    expectMatchesFullRecompute(e);
+  });
 
   it('with a router, the peers of the network are touched too', () => {
     const t = fleet(6);

@@ -1,5 +1,5 @@
 import type { DesiredState } from './compute.js';
-import { stripOp, type Diff } from './diff.js';
+import { inApplyOrder, stripOp, type Diff } from './diff.js';
 import { deviceOf, devicesReferenced, type Resource } from './resources.js';
 
 export class FakeAgentError extends Error {}
@@ -48,8 +48,9 @@ export class FakeAgent {
   }
 
   private order(s: DesiredState): Resource[] {
-    // Devices first so that references resolve while loading an initial state.
-    return [...s.values()].sort((a, b) => Number(!deviceOf(a)) - Number(!deviceOf(b)));
+    // Apply order (KIND_ORDER) so that references resolve while loading an initial state,
+    // whatever the map's insertion order (the engine updates its maps in place).
+    return inApplyOrder(s);
   }
 
   private put(r: Resource): void {

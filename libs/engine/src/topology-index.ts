@@ -225,7 +225,7 @@ export class TopologyIndex {
   }
 
   /** Like peers() but without filtering missing networks: a superset for affected-host sets. */
-  private peersIncludingMissing(networkId: string): Set<string> {
+  peersIncludingMissing(networkId: string): Set<string> {
     const out = new Set<string>();
     for (const rid of this.routersByNet.get(networkId) ?? []) {
       for (const nid of this.routers.get(rid)?.networkIds ?? []) {

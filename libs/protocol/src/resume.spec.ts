@@ -2,12 +2,11 @@ import { describe, expect, it } from '@jest/globals';
 import type { Diff, Resource } from '../../engine/src/index.js';
 import { DiffHistory, diffBytes } from './resume.js';
 
-const route = (dst: string, via: string): Resource =>
-  ({
-    kind: 'route',
-    key: `route:${dst}`,
-    spec: { dst, via, dev: null, onlink: false },
-  }) as Resource;
+const route = (dst: string, via: string): Resource => ({
+  kind: 'route',
+  key: `route:${dst}`,
+  spec: { dst, via, dev: null, onlink: false },
+});
 const create = (r: Resource): Diff => ({ upserts: [{ ...r, op: 'create' }], deletes: [] });
 
 describe('DiffHistory', () => {

@@ -1,5 +1,5 @@
 import type { NetworkModelPlan } from './model.js';
-import { sharedSubnetBase } from './common.js';
+import { nothing, sharedSubnetBase, sharedSubnetPort } from './common.js';
 
 /**
  * `bridge`: a virtual L2 switch inside each host (DATAPLANE §1). Only local instances are
@@ -9,4 +9,9 @@ export const bridgeModel: NetworkModelPlan = {
   contribute(ctx, sink) {
     sharedSubnetBase(ctx, sink, null);
   },
+  local(ctx, i, sink) {
+    sharedSubnetPort(ctx, i, sink, null);
+  },
+  remoteHost: nothing,
+  remote: nothing,
 };

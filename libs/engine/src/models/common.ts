@@ -42,7 +42,18 @@ export function sharedSubnetBase(
     sink.add(resource('address', { dev: bridge, address: `${gateway}/${plen}` }));
     sink.needForwarding();
   }
-  for (const i of ctx.local) sink.add(port(ctx, i, `${i.ip}/${plen}`, gateway, portFlags));
+  for (const i of ctx.local) sharedSubnetPort(ctx, i, sink, portFlags);
+}
+
+/** The port of one local instance of a shared-subnet network (as sharedSubnetBase emits it). */
+export function sharedSubnetPort(
+  ctx: NetworkOnHost,
+  i: Instance,
+  sink: HostSink,
+  portFlags: PortFlags | null,
+): void {
+  const plen = prefixLength(ctx.network.cidr) ?? 32;
+  sink.add(port(ctx, i, `${i.ip}/${plen}`, ctx.routed ? ctx.network.gateway : null, portFlags));
 }
 
 /** An instance's attachment to the network's bridge on this host. */
@@ -87,12 +98,27 @@ export function blockBase(ctx: NetworkOnHost, sink: HostSink): readonly string[]
     const gw = firstUsable(b);
     if (gw) sink.add(resource('address', { dev: bridge, address: `${gw}/${prefixLength(b)}` }));
   }
-  for (const i of ctx.local) {
-    const block = blocks.find((b) => cidrContains(b, i.ip));
-    // Fail closed: an address outside every local block gets a host route and no gateway
-    // (nothing routes toward it anyway).
-    const address = block ? `${i.ip}/${prefixLength(block)}` : `${i.ip}/32`;
-    sink.add(port(ctx, i, address, block ? firstUsable(block) : null, null));
-  }
+  for (const i of ctx.local) blockPortOf(ctx, i, blocks, sink);
   return blocks;
 }
+
+/** The port of one local instance of a block-based network (as blockBase emits it). */
+export function blockPort(ctx: NetworkOnHost, i: Instance, sink: HostSink): void {
+  blockPortOf(ctx, i, ctx.blocksOf(ctx.host.id), sink);
+}
+
+function blockPortOf(
+  ctx: NetworkOnHost,
+  i: Instance,
+  blocks: readonly string[],
+  sink: HostSink,
+): void {
+  const block = blocks.find((b) => cidrContains(b, i.ip));
+  // Fail closed: an address outside every local block gets a host route and no gateway
+  // (nothing routes toward it anyway).
+  const address = block ? `${i.ip}/${prefixLength(block)}` : `${i.ip}/32`;
+  sink.add(port(ctx, i, address, block ? firstUsable(block) : null, null));
+}
+
+/** For models without per-instance or per-host state toward other hosts. */
+export function nothing(): void {}

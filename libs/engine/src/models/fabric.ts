@@ -1,7 +1,8 @@
 import { uplinkName, VXLAN_PORT, vxlanName, vethName } from '../names.js';
 import { resource, type PortFlags } from '../resources.js';
-import type { NetworkModelPlan } from './model.js';
-import { FABRIC_INSTANCE_FLAGS, sharedSubnetBase } from './common.js';
+import type { Host, Instance } from '../../../model/src/index.js';
+import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
+import { FABRIC_INSTANCE_FLAGS, nothing, sharedSubnetBase, sharedSubnetPort } from './common.js';
 
 /** The transport port (VXLAN device or uplink): no learning/flooding, broadcasts still out. */
 const FABRIC_VXLAN_FLAGS: PortFlags = {
@@ -28,19 +29,14 @@ const FABRIC_UPLINK_FLAGS: PortFlags = { ...FABRIC_VXLAN_FLAGS, neighSuppress: t
  */
 export const fabricModel: NetworkModelPlan = {
   contribute(ctx, sink) {
+    if (failsClosed(ctx)) return;
     const { network, host, bridge } = ctx;
-    const overVlan = network.transport === 'vlan';
-    if (overVlan ? network.vlanId === null : network.vni === null) return; // fail closed
     sharedSubnetBase(ctx, sink, FABRIC_INSTANCE_FLAGS);
-    let transportDev: string;
-    let neighDev: string;
-    if (overVlan) {
+    if (network.transport === 'vlan') {
       const vlanId = network.vlanId!;
-      transportDev = uplinkName(host.uplink, vlanId);
-      neighDev = bridge;
       sink.add(
         resource('uplink', {
-          name: transportDev,
+          name: uplinkName(host.uplink, vlanId),
           parent: host.uplink,
           vlanId,
           master: bridge,
@@ -49,11 +45,9 @@ export const fabricModel: NetworkModelPlan = {
       );
     } else {
       const vni = network.vni!;
-      transportDev = vxlanName(vni);
-      neighDev = transportDev;
       sink.add(
         resource('vxlan', {
-          name: transportDev,
+          name: vxlanName(vni),
           vni,
           local: host.underlayIp,
           dstport: VXLAN_PORT,
@@ -66,16 +60,46 @@ export const fabricModel: NetworkModelPlan = {
         }),
       );
     }
-    for (const i of ctx.local) {
-      sink.add(resource('fdb', { dev: vethName(i.id), mac: i.mac, dst: null, master: true }));
-      sink.add(resource('neigh', { dev: neighDev, ip: i.ip, lladdr: i.mac }));
-    }
+    for (const i of ctx.local) localEntries(ctx, i, sink);
     for (const g of ctx.remoteHosts()) {
-      const dst = overVlan ? null : g.underlayIp;
-      for (const i of ctx.instancesOn(g.id)) {
-        sink.add(resource('fdb', { dev: transportDev, mac: i.mac, dst, master: true }));
-        sink.add(resource('neigh', { dev: neighDev, ip: i.ip, lladdr: i.mac }));
-      }
+      for (const i of ctx.instancesOn(g.id)) remoteEntries(ctx, g, i, sink);
     }
   },
+  local(ctx, i, sink) {
+    if (failsClosed(ctx)) return;
+    sharedSubnetPort(ctx, i, sink, FABRIC_INSTANCE_FLAGS);
+    localEntries(ctx, i, sink);
+  },
+  remoteHost: nothing,
+  remote(ctx, owner, i, sink) {
+    if (!failsClosed(ctx)) remoteEntries(ctx, owner, i, sink);
+  },
 };
+
+/** Fail closed: no VLAN id / VNI allocated for the transport. */
+function failsClosed(ctx: NetworkOnHost): boolean {
+  const n = ctx.network;
+  return n.transport === 'vlan' ? n.vlanId === null : n.vni === null;
+}
+
+/** The transport port (uplink or VXLAN device) and the device carrying the neighbours. */
+function devices(ctx: NetworkOnHost): { transportDev: string; neighDev: string } {
+  const n = ctx.network;
+  if (n.transport === 'vlan') {
+    return { transportDev: uplinkName(ctx.host.uplink, n.vlanId!), neighDev: ctx.bridge };
+  }
+  const vx = vxlanName(n.vni!);
+  return { transportDev: vx, neighDev: vx };
+}
+
+function localEntries(ctx: NetworkOnHost, i: Instance, sink: HostSink): void {
+  sink.add(resource('fdb', { dev: vethName(i.id), mac: i.mac, dst: null, master: true }));
+  sink.add(resource('neigh', { dev: devices(ctx).neighDev, ip: i.ip, lladdr: i.mac }));
+}
+
+function remoteEntries(ctx: NetworkOnHost, g: Host, i: Instance, sink: HostSink): void {
+  const { transportDev, neighDev } = devices(ctx);
+  const dst = ctx.network.transport === 'vlan' ? null : g.underlayIp;
+  sink.add(resource('fdb', { dev: transportDev, mac: i.mac, dst, master: true }));
+  sink.add(resource('neigh', { dev: neighDev, ip: i.ip, lladdr: i.mac }));
+}

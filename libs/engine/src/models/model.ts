@@ -84,6 +84,20 @@ export class NetworkOnHost {
 /**
  * One networking model. Adding a model is one file implementing this plus one line in the
  * registry (models/registry.ts).
+ *
+ * `contribute` computes a network's whole share of a host. The three per-part methods say
+ * what ONE instance or ONE remote host adds to a share, so that the incremental engine can
+ * turn an instance change into resource deltas instead of recomputing shares. They must be
+ * exactly the parts `contribute` emits (each model's `contribute` is written with them, and
+ * the property tests compare the engine with the full compute):
+ *
+ *   contribute(ctx) = base(ctx)                                  (devices, gateways, filter)
+ *                   ∪ ⋃ local(ctx, i)          for i ∈ ctx.local
+ *                   ∪ ⋃ remoteHost(ctx, g)     for g ∈ ctx.remoteHosts()
+ *                   ∪ ⋃ remote(ctx, g, i)      for g ∈ ctx.remoteHosts(), i ∈ instances on g
+ *
+ * where base(ctx) depends on which hosts have instances of the network (presence), never on
+ * the individual instances.
  */
 export interface NetworkModelPlan {
   /**
@@ -92,4 +106,13 @@ export interface NetworkModelPlan {
    * of `ctx` (it is re-run on every recompute).
    */
   contribute(ctx: NetworkOnHost, sink: HostSink): void;
+  /** What local instance `i` adds to its own host's share: its port (fabric: FDB, neighbour). */
+  local(ctx: NetworkOnHost, i: Instance, sink: HostSink): void;
+  /**
+   * What the existing host `owner` (≠ ctx.host, with instances of the network) adds to
+   * ctx.host's share, apart from its instances: flood-list entry, routes to its blocks.
+   */
+  remoteHost(ctx: NetworkOnHost, owner: Host, sink: HostSink): void;
+  /** What instance `i` on the existing host `owner` (≠ ctx.host) adds to ctx.host's share. */
+  remote(ctx: NetworkOnHost, owner: Host, i: Instance, sink: HostSink): void;
 }

@@ -1,7 +1,8 @@
 import { tunnelName, VXLAN_PORT, vxlanName } from '../names.js';
 import { resource } from '../resources.js';
+import type { Host, Instance } from '../../../model/src/index.js';
 import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
-import { blockBase, sharedSubnetBase } from './common.js';
+import { blockBase, blockPort, sharedSubnetBase, sharedSubnetPort } from './common.js';
 
 const ZERO_MAC = '00:00:00:00:00:00';
 
@@ -32,6 +33,35 @@ export const overlayModel: NetworkModelPlan = {
         return; // fail closed: the controller always sets an encapsulation
     }
   },
+  local(ctx, i, sink) {
+    switch (ctx.network.encapsulation) {
+      case 'vxlan':
+        if (ctx.network.vni !== null) sharedSubnetPort(ctx, i, sink, null);
+        return;
+      case 'ipip':
+      case 'gre':
+        return blockPort(ctx, i, sink);
+      case null:
+        return;
+    }
+  },
+  remoteHost(ctx, owner, sink) {
+    switch (ctx.network.encapsulation) {
+      case 'vxlan':
+        if (ctx.network.vni !== null) floodEntry(ctx.network.vni, owner, sink);
+        return;
+      case 'ipip':
+      case 'gre':
+        return tunnelRoutes(ctx, owner, sink, ctx.network.encapsulation);
+      case null:
+        return;
+    }
+  },
+  remote(ctx, owner, i, sink) {
+    if (ctx.network.encapsulation === 'vxlan' && ctx.network.vni !== null) {
+      remoteEntries(ctx, ctx.network.vni, owner, i, sink);
+    }
+  },
 };
 
 function vxlanOverlay(ctx: NetworkOnHost, sink: HostSink): void {
@@ -54,12 +84,28 @@ function vxlanOverlay(ctx: NetworkOnHost, sink: HostSink): void {
     }),
   );
   for (const g of ctx.remoteHosts()) {
-    sink.add(resource('fdb', { dev: vx, mac: ZERO_MAC, dst: g.underlayIp, master: false }));
-    for (const i of ctx.instancesOn(g.id)) {
-      sink.add(resource('fdb', { dev: vx, mac: i.mac, dst: g.underlayIp, master: false }));
-      sink.add(resource('neigh', { dev: bridge, ip: i.ip, lladdr: i.mac }));
-    }
+    floodEntry(network.vni, g, sink);
+    for (const i of ctx.instancesOn(g.id)) remoteEntries(ctx, network.vni, g, i, sink);
   }
+}
+
+/** Flood-list entry toward a remote VTEP. */
+function floodEntry(vni: number, g: Host, sink: HostSink): void {
+  sink.add(
+    resource('fdb', { dev: vxlanName(vni), mac: ZERO_MAC, dst: g.underlayIp, master: false }),
+  );
+}
+
+/** A remote instance: MAC → its VTEP, and IP → MAC on the bridge. */
+function remoteEntries(
+  ctx: NetworkOnHost,
+  vni: number,
+  g: Host,
+  i: Instance,
+  sink: HostSink,
+): void {
+  sink.add(resource('fdb', { dev: vxlanName(vni), mac: i.mac, dst: g.underlayIp, master: false }));
+  sink.add(resource('neigh', { dev: ctx.bridge, ip: i.ip, lladdr: i.mac }));
 }
 
 function l3Tunnel(ctx: NetworkOnHost, sink: HostSink, mode: 'ipip' | 'gre'): void {
@@ -68,14 +114,18 @@ function l3Tunnel(ctx: NetworkOnHost, sink: HostSink, mode: 'ipip' | 'gre'): voi
   if (ctx.hasLocal) blockBase(ctx, sink);
   const dev = tunnelName(mode);
   sink.add(resource('tunnel', { name: dev, mode, local: host.underlayIp, dev: host.uplink }));
-  for (const g of ctx.remoteHosts()) {
-    const blocks = ctx.blocksOf(g.id);
-    if (blocks.length === 0) continue;
-    if (mode === 'gre') {
-      sink.add(resource('neigh', { dev, ip: g.underlayIp, lladdr: g.underlayIp }));
-    }
-    for (const dst of blocks) {
-      sink.add(resource('route', { dst, via: g.underlayIp, dev, onlink: true }));
-    }
+  for (const g of ctx.remoteHosts()) tunnelRoutes(ctx, g, sink, mode);
+}
+
+/** Routes to a remote host's blocks over the NBMA tunnel (GRE: and its neighbour entry). */
+function tunnelRoutes(ctx: NetworkOnHost, g: Host, sink: HostSink, mode: 'ipip' | 'gre'): void {
+  const blocks = ctx.blocksOf(g.id);
+  if (blocks.length === 0) return;
+  const dev = tunnelName(mode);
+  if (mode === 'gre') {
+    sink.add(resource('neigh', { dev, ip: g.underlayIp, lladdr: g.underlayIp }));
+  }
+  for (const dst of blocks) {
+    sink.add(resource('route', { dst, via: g.underlayIp, dev, onlink: true }));
   }
 }

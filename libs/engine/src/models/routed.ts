@@ -1,6 +1,7 @@
+import type { Host } from '../../../model/src/index.js';
 import { resource } from '../resources.js';
-import type { NetworkModelPlan } from './model.js';
-import { blockBase } from './common.js';
+import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
+import { blockBase, blockPort, nothing } from './common.js';
 
 /**
  * `routed` (direct routing): each host owns blocks of the network CIDR; the block gateway
@@ -20,10 +21,17 @@ export const routedModel: NetworkModelPlan = {
       for (const b of blockBase(ctx, sink)) if (bgp) sink.announce(b, ctx.bridge);
     }
     if (bgp) return;
-    for (const g of ctx.remoteHosts()) {
-      for (const dst of ctx.blocksOf(g.id)) {
-        sink.add(resource('route', { dst, via: g.underlayIp, dev: null, onlink: false }));
-      }
-    }
+    for (const g of ctx.remoteHosts()) staticRoutes(ctx, g, sink);
   },
+  local: blockPort,
+  remoteHost(ctx, owner, sink) {
+    if (ctx.network.routing !== 'bgp') staticRoutes(ctx, owner, sink);
+  },
+  remote: nothing,
 };
+
+function staticRoutes(ctx: NetworkOnHost, g: Host, sink: HostSink): void {
+  for (const dst of ctx.blocksOf(g.id)) {
+    sink.add(resource('route', { dst, via: g.underlayIp, dev: null, onlink: false }));
+  }
+}

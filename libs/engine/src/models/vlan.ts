@@ -1,7 +1,8 @@
+import type { Instance } from '../../../model/src/index.js';
 import { uplinkName } from '../names.js';
 import { resource } from '../resources.js';
-import type { NetworkModelPlan } from './model.js';
-import { sharedSubnetBase } from './common.js';
+import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
+import { nothing, sharedSubnetBase, sharedSubnetPort } from './common.js';
 
 /**
  * `vlan`: one bridge per VLAN per host with the uplink sub-interface `<uplink>.<vid>` as a
@@ -31,9 +32,18 @@ export const vlanModel: NetworkModelPlan = {
     );
     if (!ctx.routed) return;
     for (const g of ctx.remoteHosts()) {
-      for (const i of ctx.instancesOn(g.id)) {
-        sink.add(resource('neigh', { dev: ctx.bridge, ip: i.ip, lladdr: i.mac }));
-      }
+      for (const i of ctx.instancesOn(g.id)) remoteNeigh(ctx, i, sink);
     }
   },
+  local(ctx, i, sink) {
+    if (ctx.network.vlanId !== null) sharedSubnetPort(ctx, i, sink, null);
+  },
+  remoteHost: nothing,
+  remote(ctx, _owner, i, sink) {
+    if (ctx.network.vlanId !== null && ctx.routed) remoteNeigh(ctx, i, sink);
+  },
 };
+
+function remoteNeigh(ctx: NetworkOnHost, i: Instance, sink: HostSink): void {
+  sink.add(resource('neigh', { dev: ctx.bridge, ip: i.ip, lladdr: i.mac }));
+}
