@@ -13,7 +13,7 @@ import { HostEntity, InstanceEntity, NetworkEntity } from '../database/entities.
 import { RevisionLog, type Tx } from '../revisions/revision-log.js';
 import { AgentSessions } from '../agents/agent-sessions.service.js';
 import type { CreateInstanceDto, InstanceListQuery } from './instance.dto.js';
-import { allocateIp, freeAddresses, releaseBlockIfEmpty } from './ipam.js';
+import { allocateIp, freeAddresses, releaseAddress } from './ipam.js';
 
 export interface InstanceView extends Instance {
   network: string;
@@ -122,9 +122,9 @@ export class InstancesService {
   }
 
   /**
-   * The bulk path: addresses of shared-subnet networks are drawn in one query per network
-   * and their rows go in with multi-row INSERTs; explicit addresses take the single-create
-   * validation. Block-based networks claim blocks as addresses are taken: one row at a time.
+   * The bulk path: addresses are drawn in one query per network (block-based networks: per
+   * network and host, claiming the blocks needed) and the rows go in with multi-row
+   * INSERTs; explicit addresses take the single-create validation.
    */
   private async insertBulk(
     tx: Tx,
@@ -137,14 +137,26 @@ export class InstancesService {
       if (!h) hosts.set(ref, (h = await findByIdOrName(tx.manager, HostEntity, 'host', ref)));
       return h;
     };
-    const pooled = (it: CreateInstanceDto) =>
-      it.ip === undefined && !isBlockBased(nets.get(it.network)!);
+    const pooled = (it: CreateInstanceDto) => it.ip === undefined;
+    const poolOf = (it: CreateInstanceDto) =>
+      isBlockBased(nets.get(it.network)!) ? `${it.network}\n${it.host}` : it.network;
+    const push = <V>(m: Map<string, V[]>, key: string, v: V) => {
+      const list = m.get(key);
+      if (list) list.push(v);
+      else m.set(key, [v]);
+    };
+    const wanted = new Map<string, CreateInstanceDto[]>();
+    const explicit = new Map<string, string[]>();
+    for (const it of items) {
+      if (it.ip === undefined) push(wanted, poolOf(it), it);
+      else push(explicit, it.network, it.ip);
+    }
     const pools = new Map<string, string[]>();
-    for (const [ref, net] of nets) {
-      if (isBlockBased(net)) continue;
-      const mine = items.filter((it) => it.network === ref);
-      const explicit = mine.flatMap((it) => (it.ip === undefined ? [] : [it.ip]));
-      pools.set(ref, await freeAddresses(tx, net, mine.filter(pooled).length, explicit));
+    for (const [key, mine] of wanted) {
+      const net = nets.get(mine[0].network)!;
+      const host = isBlockBased(net) ? (await hostOf(mine[0].host)).id : undefined;
+      const ex = explicit.get(mine[0].network) ?? [];
+      pools.set(key, await freeAddresses(tx, net, mine.length, ex, host));
     }
     interface Row {
       at: number;
@@ -159,14 +171,10 @@ export class InstancesService {
     const rows: Row[] = [];
     for (const [i, it] of items.entries()) {
       const net = nets.get(it.network)!;
-      if (isBlockBased(net)) {
-        ids[i] = await this.createOne(tx, it, net, `instances[${i}].`, hosts);
-        continue;
-      }
       const host = await hostOf(it.host);
       let ip: string;
       if (pooled(it)) {
-        const next = pools.get(it.network)!.shift();
+        const next = pools.get(poolOf(it))!.shift();
         if (!next) {
           throw new Conflict(
             `network "${net.name}" (${net.cidr}) is exhausted: no free address for instances[${i}]`,
@@ -362,7 +370,7 @@ export class InstancesService {
       if (deleted.length === 0)
         throw new Conflict(`instance "${inst.name}" was deleted concurrently`);
       tx.record({ type: 'instance.delete', id: inst.id });
-      await releaseBlockIfEmpty(tx, net, inst.hostId, inst.ip);
+      await releaseAddress(tx, net, inst.hostId, inst.ip);
       return { id: inst.id, name: inst.name };
     });
     return { ...result, deleted: true, revision };

@@ -117,6 +117,7 @@ export async function freeAddresses(
   if (count === 0) return [];
   const ex = exclude.map(ipToInt);
   if (!isBlockBased(net)) return (await takeLowest(tx, addresses(net), count, ex)).map(intToIp);
+  if (hostId === undefined) throw new Error('freeAddresses: block-based networks need a host');
   const own = await takeLowest(tx, addresses(net, hostId), count, ex);
   const missing = count - own.length;
   if (missing === 0) return own.map(intToIp);
@@ -128,9 +129,9 @@ export async function freeAddresses(
     blocks(net),
     Math.ceil(missing / perBlock),
     exBlocks,
-    claiming(net, hostId!, 0),
+    claiming(net, hostId, 0),
   );
-  for (const b of got) claimed(tx, net, hostId!, b);
+  for (const b of got) claimed(tx, net, hostId, b);
   const more = got.length > 0 ? await takeLowest(tx, addresses(net, hostId), missing) : [];
   return [...own, ...more].map(intToIp);
 }

@@ -79,8 +79,6 @@ export function networkParameters(dto: CreateNetworkDto): NetworkParameters | Fi
       `blockPrefixLen must be at least the CIDR's prefix length (${cidr.prefix})`,
     );
   }
-  if (cidr.prefix > 30)
-    bad('cidr', 'cidr must be /30 or larger (room for a gateway and an instance)');
 
   let gateway = intToIp(firstUsable(cidr));
   if (dto.gateway !== undefined && allowed.gateway) {

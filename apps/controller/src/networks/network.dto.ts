@@ -1,8 +1,18 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsString, Matches, Max, Min } from 'class-validator';
+import {
+  IsIn,
+  IsInt,
+  IsOptional,
+  IsString,
+  Matches,
+  Max,
+  Min,
+  registerDecorator,
+} from 'class-validator';
 import {
   ENCAPSULATIONS,
   NETWORK_MODELS,
+  parseCidr,
   ROUTINGS,
   TRANSPORTS,
 } from '../../../../libs/model/src/index.js';
@@ -13,6 +23,33 @@ import type {
   Transport,
 } from '../../../../libs/model/src/index.js';
 import { IsIpv4Address, IsIpv4Cidr, NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
+
+/** Largest and smallest networks accepted: /8 (16,777,214 addresses) to /30. */
+export const MIN_PREFIX = 8;
+export const MAX_PREFIX = 30;
+
+/**
+ * A CIDR of /8 to /30. Allocation works on free ranges, so any size allocates in
+ * milliseconds; a /31 or /32 has no address besides the gateway (shared subnets) or the
+ * block's reserved ones (block-based models), and a network larger than a /8 is refused.
+ */
+function IsAcceptedPrefix(): PropertyDecorator {
+  return (object, propertyName) =>
+    registerDecorator({
+      name: 'isAcceptedPrefix',
+      target: object.constructor,
+      propertyName: String(propertyName),
+      options: {
+        message: `$property must be a /${MIN_PREFIX} to /${MAX_PREFIX} network (a /30 has room for a gateway and one instance)`,
+      },
+      validator: {
+        validate: (v: unknown) => {
+          const c = typeof v === 'string' ? parseCidr(v) : null;
+          return c === null || (c.prefix >= MIN_PREFIX && c.prefix <= MAX_PREFIX);
+        },
+      },
+    });
+}
 
 /**
  * Field shapes are checked here; which fields belong to which model (and their defaults)
@@ -28,8 +65,9 @@ export class CreateNetworkDto {
   @IsIn(NETWORK_MODELS, { message: `model must be one of ${NETWORK_MODELS.join(', ')}` })
   model!: NetworkModel;
 
-  @ApiProperty({ example: '10.10.0.0/24' })
+  @ApiProperty({ example: '10.10.0.0/24', description: 'prefix length /8 to /30' })
   @IsIpv4Cidr()
+  @IsAcceptedPrefix()
   cidr!: string;
 
   @ApiPropertyOptional({ description: 'default: first usable address; not for block-based models' })

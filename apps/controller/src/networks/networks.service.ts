@@ -9,7 +9,8 @@ import { Conflict, InvalidInput } from '../common/errors.js';
 import { findByIdOrName } from '../common/lookup.js';
 import { decodeCursor, PageQuery, toPage, type Page } from '../common/pagination.js';
 import { InstanceEntity, NetworkEntity, RouterNetworkEntity } from '../database/entities.js';
-import { PoolsService } from '../pools/pools.service.js';
+import { initNetworkRanges } from '../instances/ipam.js';
+import { PoolsService, type PoolName } from '../pools/pools.service.js';
 import { RevisionLog } from '../revisions/revision-log.js';
 import type { CreateNetworkDto } from './network.dto.js';
 import { networkParameters } from './network-parameters.js';
@@ -62,8 +63,12 @@ export class NetworksService {
     if (Array.isArray(p)) throw new InvalidInput(p);
     const { result, revision } = await this.revisions.mutate(
       async (tx) => {
-        const vlanId = p.vlan ? (p.vlan.explicit ?? (await this.pools.allocate(tx, 'vlan'))) : null;
-        const vni = p.vni ? (p.vni.explicit ?? (await this.pools.allocate(tx, 'vni'))) : null;
+        const id = (pool: PoolName, explicit: number | undefined) =>
+          explicit === undefined
+            ? this.pools.allocate(tx, pool)
+            : this.pools.claim(tx, pool, explicit);
+        const vlanId = p.vlan ? await id('vlan', p.vlan.explicit) : null;
+        const vni = p.vni ? await id('vni', p.vni.explicit) : null;
         const saved = await tx.manager.save(
           tx.manager.create(NetworkEntity, {
             name: dto.name,
@@ -81,6 +86,7 @@ export class NetworksService {
             revision: 0,
           }),
         );
+        await initNetworkRanges(tx, saved);
         tx.record(
           { type: 'network.upsert', network: toNetwork(saved) },
           { table: 'networks', id: saved.id },
@@ -127,6 +133,8 @@ export class NetworksService {
           `network "${n.name}" is attached to ${routers} router(s); detach it first`,
         );
       await tx.manager.delete(NetworkEntity, { id: n.id });
+      if (n.vlanId !== null) await this.pools.release(tx, 'vlan', n.vlanId);
+      if (n.vni !== null) await this.pools.release(tx, 'vni', n.vni);
       tx.record({ type: 'network.delete', id: n.id });
       return { id: n.id, name: n.name };
     });

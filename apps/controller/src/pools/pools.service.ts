@@ -3,9 +3,18 @@ import { DataSource } from 'typeorm';
 import { Conflict } from '../common/errors.js';
 import { CONFIG, type Config, type Range } from '../config/config.js';
 import type { Tx } from '../revisions/revision-log.js';
+import { give, take, takeLowest, type Space } from './free-ranges.js';
 
 export type PoolName = 'vlan' | 'vni';
 const COLUMN: Record<PoolName, 'vlan_id' | 'vni'> = { vlan: 'vlan_id', vni: 'vni' };
+const LABEL: Record<PoolName, string> = { vlan: 'VLAN id', vni: 'VNI' };
+
+const space = (pool: PoolName): Space => ({
+  table: 'free_ids',
+  cols: ['pool'],
+  types: ['text'],
+  key: [pool],
+});
 
 export interface PoolUsage {
   start: number;
@@ -18,8 +27,10 @@ export interface PoolUsage {
 }
 
 /**
- * The VLAN and VNI pools. Allocation locks the pool's row for the rest of the transaction,
- * so concurrent network creates take distinct ids; the unique columns are the backstop.
+ * The VLAN and VNI pools. Their free ids are kept as ranges (`free_ids`, see
+ * free-ranges.ts): allocation takes the lowest, O(log n) whatever the pool's size. Every
+ * change locks the pool's row for the rest of the transaction, so concurrent network
+ * creates take distinct ids; the unique columns are the backstop.
  */
 @Injectable()
 export class PoolsService {
@@ -30,7 +41,11 @@ export class PoolsService {
     @Inject(CONFIG) private readonly config: Config,
   ) {}
 
-  /** Applies configured ranges at start; allocations already made are kept. */
+  /**
+   * Applies configured ranges at start; allocations already made are kept. A changed range
+   * rebuilds the pool's free ranges (one pass over the networks, under the pool's lock, so
+   * replicas starting together and concurrent allocations see one consistent pool).
+   */
   async applyConfiguredRanges(): Promise<void> {
     const ranges: [PoolName, Range | undefined][] = [
       ['vlan', this.config.vlanPool],
@@ -38,35 +53,67 @@ export class PoolsService {
     ];
     for (const [name, range] of ranges) {
       if (!range) continue;
-      await this.ds.query('UPDATE pools SET range_start = $2, range_end = $3 WHERE name = $1', [
-        name,
-        range.start,
-        range.end,
-      ]);
+      await this.ds.transaction(async (m) => {
+        const [cur] = await m.query<{ range_start: number; range_end: number }[]>(
+          'SELECT range_start, range_end FROM pools WHERE name = $1 FOR UPDATE',
+          [name],
+        );
+        if (cur.range_start === range.start && cur.range_end === range.end) return;
+        await m.query('UPDATE pools SET range_start = $2, range_end = $3 WHERE name = $1', [
+          name,
+          range.start,
+          range.end,
+        ]);
+        await m.query('DELETE FROM free_ids WHERE pool = $1', [name]);
+        await m.query(
+          `INSERT INTO free_ids (pool, lo, hi)
+           SELECT $1, p + 1, nxt - 1 FROM (
+             SELECT p, lead(p) OVER (ORDER BY p) AS nxt FROM (
+               SELECT $2::bigint - 1 AS p UNION SELECT $3::bigint + 1
+               UNION SELECT ${COLUMN[name]} FROM networks WHERE ${COLUMN[name]} BETWEEN $2 AND $3
+             ) taken
+           ) g WHERE nxt - p > 1`,
+          [name, range.start, range.end],
+        );
+      });
       this.log.log(`${name} pool: ${range.start}-${range.end}`);
     }
   }
 
-  /** The lowest free id of the pool; 409 when the pool is exhausted. */
-  async allocate(tx: Tx, pool: PoolName): Promise<number> {
-    const col = COLUMN[pool];
+  /** Locks the pool's row for the rest of the transaction; returns its range. */
+  private async lock(tx: Tx, pool: PoolName): Promise<{ start: number; end: number }> {
     const [range] = await tx.query<{ range_start: number; range_end: number }>(
       'SELECT range_start, range_end FROM pools WHERE name = $1 FOR UPDATE',
       [pool],
     );
-    const [free] = await tx.query<{ id: number }>(
-      `SELECT c AS id FROM (
-         SELECT $1::int AS c UNION ALL SELECT ${col} + 1 FROM networks WHERE ${col} BETWEEN $1 AND $2
-       ) cand
-       WHERE c BETWEEN $1 AND $2 AND NOT EXISTS (SELECT 1 FROM networks n WHERE n.${col} = cand.c)
-       ORDER BY c LIMIT 1`,
-      [range.range_start, range.range_end],
-    );
-    if (!free)
-      throw new Conflict(
-        `the ${pool.toUpperCase()} pool ${range.range_start}-${range.range_end} is exhausted`,
-      );
-    return free.id;
+    return { start: range.range_start, end: range.range_end };
+  }
+
+  /** The lowest free id of the pool (two statements); 409 when the pool is exhausted. */
+  async allocate(tx: Tx, pool: PoolName): Promise<number> {
+    const range = await this.lock(tx, pool);
+    const [id] = await takeLowest(tx, space(pool), 1);
+    if (id === undefined)
+      throw new Conflict(`the ${pool.toUpperCase()} pool ${range.start}-${range.end} is exhausted`);
+    return id;
+  }
+
+  /**
+   * An id asked for explicitly: taken from the pool when inside its range; 409 when used.
+   * Outside the range it is honoured as is (the unique column is the check).
+   */
+  async claim(tx: Tx, pool: PoolName, id: number): Promise<number> {
+    const range = await this.lock(tx, pool);
+    if (id < range.start || id > range.end) return id;
+    if ((await take(tx, space(pool), [id])).length === 0)
+      throw new Conflict(`${LABEL[pool]} ${id} is already used by another network`);
+    return id;
+  }
+
+  /** Gives a deleted network's id back to the pool (when inside its range). */
+  async release(tx: Tx, pool: PoolName, id: number): Promise<void> {
+    const range = await this.lock(tx, pool);
+    if (id >= range.start && id <= range.end) await give(tx, space(pool), id);
   }
 
   async usage(): Promise<Record<PoolName, PoolUsage>> {
