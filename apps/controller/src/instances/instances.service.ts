@@ -43,6 +43,16 @@ const SELECT_VIEW = `
          n.name AS network, h.name AS host, h.applied_revision
     FROM instances i JOIN networks n ON n.id = i.network_id JOIN hosts h ON h.id = i.host_id`;
 
+/** What a create wrote, enough to answer without reading it back. */
+interface Created {
+  readonly instance: Instance;
+  readonly network: string;
+  readonly host: string;
+  readonly createdAt: Date;
+  /** The host's applied revision as stored (the live value is preferred). */
+  readonly hostApplied: number;
+}
+
 function instanceView(r: InstanceRow, liveApplied?: number): InstanceView {
   return {
     id: r.id,
@@ -71,20 +81,33 @@ export class InstancesService {
     instanceView(r, this.agents.live(r.host_id)?.applied);
 
   async create(dto: CreateInstanceDto) {
-    const { result, revision } = await this.revisions.mutate(
-      async (tx) => {
-        const net = await findByIdOrName(
-          tx.manager,
-          NetworkEntity,
-          'network',
-          dto.network,
-          'for_no_key_update',
-        );
-        return this.createOne(tx, dto, net, '');
-      },
-      (m, id) => this.get(id, m),
-    );
-    return { ...result, revision };
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const net = await findByIdOrName(
+        tx.manager,
+        NetworkEntity,
+        'network',
+        dto.network,
+        'for_no_key_update',
+      );
+      return this.createOne(tx, dto, net, '');
+    });
+    return this.created(result, revision);
+  }
+
+  /**
+   * The answer to a create, from what the work wrote (no read after the commit): the row
+   * carries the batch's revision, and is active once its host's agent applied it.
+   */
+  private created(c: Created, revision: number): InstanceView & { revision: number } {
+    const applied = this.agents.live(c.instance.hostId)?.applied ?? c.hostApplied;
+    return {
+      ...c.instance,
+      network: c.network,
+      host: c.host,
+      state: applied >= revision ? 'active' : 'pending',
+      revision,
+      createdAt: c.createdAt.toISOString(),
+    };
   }
 
   /** Up to 1,000 instances in one transaction and one revision: all or none. */
@@ -103,22 +126,20 @@ export class InstancesService {
           ];
     });
     if (dupes.length > 0) throw new InvalidInput(dupes);
-    const { result, revision } = await this.revisions.mutate(
-      async (tx) => {
-        // Lock the networks in a fixed order so that concurrent bulks cannot deadlock.
-        const nets = new Map<string, NetworkEntity>();
-        for (const ref of [...new Set(items.map((i) => i.network))].sort()) {
-          nets.set(
-            ref,
-            await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
-          );
-        }
-        return this.insertBulk(tx, items, nets);
-      },
-      (m, ids) =>
-        m.query<InstanceRow[]>(`${SELECT_VIEW} WHERE i.id = ANY($1) ORDER BY i.name`, [ids]),
-    );
-    return { items: result.map(this.view), revision };
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      // Lock the networks in a fixed order so that concurrent bulks cannot deadlock.
+      const nets = new Map<string, NetworkEntity>();
+      for (const ref of [...new Set(items.map((i) => i.network))].sort()) {
+        nets.set(
+          ref,
+          await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
+        );
+      }
+      return this.insertBulk(tx, items, nets);
+    });
+    const views = result.map((c) => this.created(c, revision));
+    views.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return { items: views, revision };
   }
 
   /**
@@ -130,7 +151,7 @@ export class InstancesService {
     tx: Tx,
     items: CreateInstanceDto[],
     nets: Map<string, NetworkEntity>,
-  ): Promise<string[]> {
+  ): Promise<Created[]> {
     const hosts = new Map<string, HostEntity>();
     const hostOf = async (ref: string) => {
       let h = hosts.get(ref);
@@ -167,7 +188,7 @@ export class InstancesService {
       mac: string;
       explicitMac: boolean;
     }
-    const ids = new Array<string>(items.length);
+    const out = new Array<Created>(items.length);
     const rows: Row[] = [];
     for (const [i, it] of items.entries()) {
       const net = nets.get(it.network)!;
@@ -193,15 +214,15 @@ export class InstancesService {
         explicitMac,
       });
     }
-    const inserted = new Map<string, string>();
+    const inserted = new Map<string, { id: string; created_at: Date }>();
     for (let off = 0; off < rows.length; off += 500) {
       const chunk = rows.slice(off, off + 500);
-      const got = await tx.query<{ id: string; name: string }>(
+      const got = await tx.query<{ id: string; name: string; created_at: Date }>(
         `INSERT INTO instances (name, network_id, host_id, ip, mac, revision)
          SELECT name, network_id, host_id, ip, mac, 0
            FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::inet[], $5::macaddr[])
                 AS r(name, network_id, host_id, ip, mac)
-         ON CONFLICT (mac) DO NOTHING RETURNING id, name`,
+         ON CONFLICT (mac) DO NOTHING RETURNING id, name, created_at`,
         [
           chunk.map((r) => r.name),
           chunk.map((r) => r.net.id),
@@ -210,7 +231,7 @@ export class InstancesService {
           chunk.map((r) => r.mac),
         ],
       );
-      for (const g of got) inserted.set(g.name, g.id);
+      for (const g of got) inserted.set(g.name, g);
     }
     for (const r of rows) {
       if (!inserted.has(r.name)) {
@@ -218,34 +239,35 @@ export class InstancesService {
         if (r.explicitMac) throw new Conflict(`MAC address ${r.mac} is already in use`);
         for (;;) {
           r.mac = randomMac();
-          const [g] = await tx.query<{ id: string }>(
+          const [g] = await tx.query<{ id: string; created_at: Date }>(
             `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, 0)
-             ON CONFLICT (mac) DO NOTHING RETURNING id`,
+             ON CONFLICT (mac) DO NOTHING RETURNING id, created_at`,
             [r.name, r.net.id, r.host.id, r.ip, r.mac],
           );
           if (!g) continue;
-          inserted.set(r.name, g.id);
+          inserted.set(r.name, g);
           break;
         }
       }
-      const id = inserted.get(r.name)!;
-      tx.record(
-        {
-          type: 'instance.upsert',
-          instance: {
-            id,
-            name: r.name,
-            networkId: r.net.id,
-            hostId: r.host.id,
-            ip: r.ip,
-            mac: r.mac,
-          },
-        },
-        { table: 'instances', id },
-      );
-      ids[r.at] = id;
+      const { id, created_at } = inserted.get(r.name)!;
+      const instance: Instance = {
+        id,
+        name: r.name,
+        networkId: r.net.id,
+        hostId: r.host.id,
+        ip: r.ip,
+        mac: r.mac,
+      };
+      tx.record({ type: 'instance.upsert', instance }, { table: 'instances', id });
+      out[r.at] = {
+        instance,
+        network: r.net.name,
+        host: r.host.name,
+        createdAt: created_at,
+        hostApplied: r.host.appliedRevision,
+      };
     }
-    return ids;
+    return out;
   }
 
   private async createOne(
@@ -254,7 +276,7 @@ export class InstancesService {
     net: NetworkEntity,
     at: string,
     hosts?: Map<string, HostEntity>,
-  ): Promise<string> {
+  ): Promise<Created> {
     let host = hosts?.get(dto.host);
     if (!host) {
       host = await findByIdOrName(tx.manager, HostEntity, 'host', dto.host);
@@ -265,23 +287,31 @@ export class InstancesService {
     // generated one (46 random bits) just another draw.
     for (;;) {
       const mac = dto.mac !== undefined ? normalizeMac(dto.mac)! : randomMac();
-      const [row] = await tx.query<{ id: string }>(
+      const [row] = await tx.query<{ id: string; created_at: Date }>(
         `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, 0)
-         ON CONFLICT (mac) DO NOTHING RETURNING id`,
+         ON CONFLICT (mac) DO NOTHING RETURNING id, created_at`,
         [dto.name, net.id, host.id, ip, mac],
       );
       if (!row) {
         if (dto.mac !== undefined) throw new Conflict(`MAC address ${mac} is already in use`);
         continue;
       }
-      tx.record(
-        {
-          type: 'instance.upsert',
-          instance: { id: row.id, name: dto.name, networkId: net.id, hostId: host.id, ip, mac },
-        },
-        { table: 'instances', id: row.id },
-      );
-      return row.id;
+      const instance: Instance = {
+        id: row.id,
+        name: dto.name,
+        networkId: net.id,
+        hostId: host.id,
+        ip,
+        mac,
+      };
+      tx.record({ type: 'instance.upsert', instance }, { table: 'instances', id: row.id });
+      return {
+        instance,
+        network: net.name,
+        host: host.name,
+        createdAt: row.created_at,
+        hostApplied: host.appliedRevision,
+      };
     }
   }
 
