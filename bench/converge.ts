@@ -1,249 +1,1085 @@
 /**
- * Convergence benchmark: a real controller (embedded PostgreSQL), N agents on the memory
- * data plane over real WebSockets in this process, and M instance creates.
+ * Convergence benchmark, the standard workload of BENCH.md: the built controller in a child
+ * process of its own on an embedded PostgreSQL started here, and a fleet of memory-data-plane
+ * agents (the project's own `Agent`, over real WebSockets) in another child process.
  *
- *   npm run bench:converge [-- --agents 200 --creates 500 --networks 100 --concurrency 8]
+ *   npm run bench:converge -- [--shape small|mid|large] [--layout spread|peer] [--cpu-prof] …
  *
- * Reports (median and p99 where a latency): single create → all affected agents applied
- * (`?wait=applied` round trip, one at a time into a loaded system), creates/s converged
- * with concurrent clients, a 1,000-instance bulk converged, bytes per diff, and the
- * reconnect/resync after a controller restart (diff vs snapshot, bytes, time).
- * Writes bench/results/converge.json.
+ * The system is preloaded to the shape (hosts, networks cycling through the models,
+ * instances in bulks of 1,000, every agent in sync) before anything is timed. Then:
+ *   1. bulk creates (`?wait=applied`): converged instances/s, per-bulk p50/p99;
+ *   2. concurrent single creates with `?wait=applied` at 10 and 50 clients;
+ *   3. single create, move (non-block-based models) and delete → all affected agents
+ *      applied, one at a time into the loaded system;
+ *   4. controller RSS, PostgreSQL RSS/PSS (postmaster and children), database size;
+ *   5. controller restart (SIGTERM, start again): → healthy, → every agent resynced, with
+ *      the bytes and snapshots sent.
+ * Prints a table and writes bench/results/converge-<shape>-<layout>.json (partial, with
+ * the error, when a run fails). `--help` lists every option.
  */
-import 'reflect-metadata';
-import { chmodSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { fork, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
+import {
+  chmodSync,
+  closeSync,
+  mkdirSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from 'node:fs';
+import { cpus, totalmem, tmpdir } from 'node:os';
+import { dirname, join, relative, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { Agent } from '../apps/agent/src/agent.js';
-import { MemoryDataplane } from '../apps/agent/src/dataplane/memory.js';
-import { createController, type Controller } from '../apps/controller/src/app.js';
-import { loadConfig } from '../apps/controller/src/config/config.js';
+import pg from 'pg';
+import { resourceEquals, type Resource } from '../libs/engine/src/index.js';
 import {
   freePort,
   startEmbeddedPostgres,
+  type EmbeddedDatabase,
 } from '../apps/controller/src/database/embedded-postgres.js';
+import {
+  wallNow,
+  type FleetHost,
+  type FleetReply,
+  type FleetRequest,
+  type FleetStats,
+  type HostResources,
+  type ResyncReport,
+} from './fleet-protocol.js';
+import { procMemory, treeMemory } from './procfs.js';
 
-const { values: args } = parseArgs({
+// ---- options -------------------------------------------------------------------------
+
+const SHAPES = {
+  small: { H: 100, S: 100, P: 10_000 },
+  mid: { H: 200, S: 200, P: 20_000 },
+  large: { H: 1_000, S: 1_000, P: 100_000 },
+} as const;
+type ShapeName = keyof typeof SHAPES;
+
+const USAGE = `usage: npm run bench:converge -- [options]
+  --shape small|mid|large     BENCH.md shape (H/S/P 100/100/10,000, 200/200/20,000, 1,000/1,000/100,000); default small
+  --layout spread|peer        BENCH.md layout; default spread
+  --hosts N --networks N --instances N   override the shape's H, S, P (the shape is then named custom-H-S-P)
+  --bulks N                   timed bulk creates (phase 1); default 5
+  --bulk-size N               instances per bulk (at most 1000); default 1000
+  --concurrent N              creates per client count in phase 2; default 1000
+  --clients LIST              client counts of phase 2; default 10,50
+  --singles N                 create/move/delete rounds in phase 3; default 200
+  --phase-seconds N           each timed phase stops issuing work after this; default 120
+  --verify N                  hosts whose agent state is compared with the desired state at the end; default 5
+  --heartbeat-ms N            agent heartbeat; default 10000 (the agent's own default)
+  --backoff-min-ms N, --backoff-max-ms N   agent reconnect backoff; default 100, 2000
+  --cpu-prof                  run the controller under node --cpu-prof (bench/results/profiles/)
+  --max-minutes N             stop the whole run (cleanly, writing what was measured) after this; default 45
+  --label TEXT                a note kept in the JSON (e.g. which code was measured)
+  --help`;
+
+const { values: argv } = parseArgs({
   options: {
-    agents: { type: 'string', default: '200' },
-    creates: { type: 'string', default: '500' },
-    networks: { type: 'string', default: '100' },
-    concurrency: { type: 'string', default: '8' },
+    shape: { type: 'string', default: 'small' },
+    layout: { type: 'string', default: 'spread' },
+    hosts: { type: 'string' },
+    networks: { type: 'string' },
+    instances: { type: 'string' },
+    bulks: { type: 'string', default: '5' },
+    'bulk-size': { type: 'string', default: '1000' },
+    concurrent: { type: 'string', default: '1000' },
+    clients: { type: 'string', default: '10,50' },
+    singles: { type: 'string', default: '200' },
+    'phase-seconds': { type: 'string', default: '120' },
+    verify: { type: 'string', default: '5' },
+    'heartbeat-ms': { type: 'string', default: '10000' },
+    'backoff-min-ms': { type: 'string', default: '100' },
+    'backoff-max-ms': { type: 'string', default: '2000' },
+    'cpu-prof': { type: 'boolean', default: false },
+    'max-minutes': { type: 'string', default: '45' },
+    label: { type: 'string' },
+    help: { type: 'boolean', default: false },
   },
+  strict: true,
 });
-const N = Number(args.agents);
-const M = Number(args.creates);
-const S = Number(args.networks);
-const C = Number(args.concurrency);
-const SPAN = Math.min(10, N);
-const MODELS = [
-  { model: 'overlay' },
-  { model: 'fabric' },
-  { model: 'routed', routing: 'static' },
-  { model: 'routed', routing: 'bgp' },
-  { model: 'vlan' },
-  { model: 'bridge' },
-];
-
-const pct = (xs: number[], p: number) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s.length ? s[Math.min(s.length - 1, Math.floor((p / 100) * s.length))] : NaN;
-};
-const round = (x: number) => Math.round(x * 100) / 100;
-
-/** Resolves when every agent has applied something (its first sync after a (re)connect). */
-function allApplied(agents: Agent[]): Promise<void[]> {
-  return Promise.all(
-    agents.map(
-      (a) =>
-        new Promise<void>((done) => {
-          const off = a.on((e) => {
-            if (e.type !== 'applied') return;
-            off();
-            done();
-          });
-        }),
-    ),
-  );
+if (argv.help) {
+  console.log(USAGE);
+  process.exit(0);
 }
 
-async function main() {
-  const dir = mkdtempSync(join(tmpdir(), 'lattice-bench-'));
-  chmodSync(dir, 0o711); // the embedded PostgreSQL runs as 'postgres' and must traverse it
-  const db = await startEmbeddedPostgres({ dataDir: join(dir, 'db') });
-  const port = await freePort();
-  const env = {
-    LATTICE_LOG_LEVEL: 'warn',
-    LATTICE_ADMIN_TOKEN: 'bench-admin-token-0123456789',
-    LATTICE_VLAN_POOL: '100-4094',
-  };
-  const start = async () => {
-    const c = await createController({
-      ...loadConfig(env),
-      databaseUrl: db.url,
-      dataDir: join(dir, 'ctl'),
-      port,
-      host: '127.0.0.1',
-    });
-    await c.app.listen({ port, host: '127.0.0.1' });
-    return c;
-  };
-  let ctl: Controller = await start();
-  const base = `http://127.0.0.1:${port}/api/v1`;
-  const api = async (method: string, path: string, body?: unknown) => {
-    const res = await fetch(base + path, {
-      method,
-      headers: {
-        authorization: `Bearer ${env.LATTICE_ADMIN_TOKEN}`,
-        'content-type': 'application/json',
-      },
-      body: body === undefined ? undefined : JSON.stringify(body),
-    });
-    const json = (await res.json()) as Record<string, unknown>;
-    if (!res.ok) throw new Error(`${method} ${path}: ${res.status} ${JSON.stringify(json)}`);
-    return json;
-  };
+function usageError(message: string): never {
+  console.error(`bench:converge: ${message}\n${USAGE}`);
+  process.exit(2);
+}
 
-  console.log(`setting up ${N} hosts, ${S} networks (spread over ${SPAN} hosts each)…`);
-  const hosts: { name: string; agentToken: string }[] = [];
-  for (let j = 0; j < N; j++)
-    hosts.push(
-      (await api('POST', '/hosts', {
-        name: `h${j}`,
-        underlayIp: `10.${200 + (j >> 16)}.${(j >> 8) & 255}.${j & 255}`,
-      })) as unknown as { name: string; agentToken: string },
-    );
-  for (let n = 0; n < S; n++) {
-    const m = MODELS[n % MODELS.length];
-    await api('POST', '/networks', {
-      name: `n${n}`,
-      cidr: `10.${Math.floor(n / 256)}.${n % 256}.0/24`,
-      ...m,
-      ...(m.model === 'routed' ? { blockPrefixLen: 28 } : {}),
-    });
-  }
-  const agents = hosts.map(
-    (h) =>
-      new Agent({
-        controller: `ws://127.0.0.1:${port}/agent`,
-        host: h.name,
-        token: h.agentToken,
-        dataplane: new MemoryDataplane(),
-        heartbeatMs: 5000,
-        backoffMinMs: 100,
-        backoffMaxMs: 2000,
-      }),
-  );
-  const t0 = performance.now();
-  const firstSync = allApplied(agents);
-  await Promise.all(agents.map((a) => a.start()));
-  await firstSync;
-  const connectMs = performance.now() - t0;
-  console.log(`${N} agents connected and in sync in ${Math.round(connectMs)} ms`);
+function int(name: string, raw: string | undefined, min: number, max = Infinity): number {
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < min || n > max)
+    usageError(`--${name} must be an integer from ${min}${max < Infinity ? ` to ${max}` : ''}`);
+  return n;
+}
 
-  let i = 0;
-  const spec = () => {
-    const n = i % S;
-    const host = (n * SPAN + (Math.floor(i / S) % SPAN)) % N;
-    return { name: `i${i++}`, network: `n${n}`, host: `h${host}` };
+if (!(argv.shape in SHAPES)) usageError(`--shape must be one of ${Object.keys(SHAPES).join(', ')}`);
+if (argv.layout !== 'spread' && argv.layout !== 'peer')
+  usageError('--layout must be spread or peer');
+const base = SHAPES[argv.shape as ShapeName];
+const H = argv.hosts === undefined ? base.H : int('hosts', argv.hosts, 1, 65_000);
+const S = argv.networks === undefined ? base.S : int('networks', argv.networks, 1, 4096);
+const P = argv.instances === undefined ? base.P : int('instances', argv.instances, 0);
+const custom = H !== base.H || S !== base.S || P !== base.P;
+const SHAPE = custom ? `custom-${H}-${S}-${P}` : argv.shape;
+const LAYOUT: 'spread' | 'peer' = argv.layout;
+const opt = {
+  bulks: int('bulks', argv.bulks, 0),
+  bulkSize: int('bulk-size', argv['bulk-size'], 1, 1000),
+  concurrent: int('concurrent', argv.concurrent, 0),
+  clients: argv.clients.split(',').map((c) => int('clients', c.trim(), 1, 1000)),
+  singles: int('singles', argv.singles, 0),
+  phaseSeconds: int('phase-seconds', argv['phase-seconds'], 1),
+  verify: int('verify', argv.verify, 0),
+  heartbeatMs: int('heartbeat-ms', argv['heartbeat-ms'], 100),
+  backoffMinMs: int('backoff-min-ms', argv['backoff-min-ms'], 1),
+  backoffMaxMs: int('backoff-max-ms', argv['backoff-max-ms'], 1),
+  cpuProf: argv['cpu-prof'],
+  maxMinutes: int('max-minutes', argv['max-minutes'], 1),
+};
+
+/** Network n spans this many hosts in the spread layout. */
+const SPAN = Math.min(10, H);
+const PRELOAD_BULK = 1000;
+const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
+/** VLAN ids for vlan networks (one in six): the whole range, whatever the shape. */
+const VLAN_POOL = '2-4094';
+
+const MODELS = [
+  { label: 'overlay/vxlan', body: { model: 'overlay', encapsulation: 'vxlan' }, blocks: false },
+  { label: 'fabric', body: { model: 'fabric' }, blocks: false },
+  {
+    label: 'routed/static',
+    body: { model: 'routed', routing: 'static', blockPrefixLen: 26 },
+    blocks: true,
+  },
+  {
+    label: 'routed/bgp',
+    body: { model: 'routed', routing: 'bgp', blockPrefixLen: 26 },
+    blocks: true,
+  },
+  { label: 'vlan', body: { model: 'vlan' }, blocks: false },
+  { label: 'bridge', body: { model: 'bridge' }, blocks: false },
+] as const;
+
+const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
+const DIST = join(ROOT, 'dist');
+const RESULTS = join(ROOT, 'bench', 'results');
+const PROFILES = join(RESULTS, 'profiles');
+const STEM = `converge-${SHAPE}-${LAYOUT}`;
+
+// ---- the workload ----------------------------------------------------------------------
+
+/** Network n: a /20 of 10.0.0.0/8 (4,093 addresses, 64 blocks of /26) — room for any run. */
+const cidrOf = (n: number) => `10.${n >> 4}.${(n & 15) << 4}.0/20`;
+/** Host j on the benchmark range 198.18.0.0/15 (no packet is ever sent: memory data planes). */
+const underlayOf = (j: number) =>
+  `198.${18 + ((j + 1) >> 16)}.${((j + 1) >> 8) & 255}.${(j + 1) & 255}`;
+const modelOf = (n: number) => MODELS[n % MODELS.length];
+
+/** BENCH.md layouts: where instance i lives. */
+function placement(i: number): { n: number; host: number } {
+  const n = i % S;
+  if (LAYOUT === 'peer') return { n, host: i % H };
+  return { n, host: (n * SPAN + (Math.floor(i / S) % SPAN)) % H };
+}
+
+/** Another host for instance i: the next host of its network's span (peer: the next host). */
+function moveTarget(i: number): number {
+  const { n, host } = placement(i);
+  if (LAYOUT === 'peer' || SPAN === 1) return (host + 1) % H;
+  return (n * SPAN + ((Math.floor(i / S) + 1) % SPAN)) % H;
+}
+
+let nextInstance = 0;
+const instanceSpec = (i: number) => {
+  const { n, host } = placement(i);
+  return { name: `i${i}`, network: `n${n}`, host: `h${host}` };
+};
+
+// ---- small helpers -----------------------------------------------------------------------
+
+const now = () => performance.now();
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+const round = (x: number, d = 2) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
+const mb = (bytes: number) => round(bytes / 1048576, 1);
+
+interface LatencyStats {
+  n: number;
+  p50: number;
+  p99: number;
+  mean: number;
+  max: number;
+}
+
+/** Nearest-rank percentiles, milliseconds. */
+function latency(xs: number[]): LatencyStats {
+  const s = [...xs].sort((a, b) => a - b);
+  const at = (p: number) =>
+    s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN;
+  return {
+    n: s.length,
+    p50: round(at(50)),
+    p99: round(at(99)),
+    mean: round(s.reduce((a, b) => a + b, 0) / (s.length || NaN)),
+    max: round(s[s.length - 1] ?? NaN),
   };
+}
 
-  // 1. single creates, one at a time, each waiting for every affected agent
-  const single: number[] = [];
-  for (let k = 0; k < M; k++) {
-    const s = performance.now();
-    await api('POST', '/instances?wait=applied&timeoutMs=30000', spec());
-    single.push(performance.now() - s);
-  }
-  // 2. concurrent creates with wait=applied: converged creates per second
-  const concurrentTotal = M;
-  const c0 = performance.now();
+/** Runs `work(k)` for k < n with at most `width` at a time. */
+async function pool(n: number, width: number, work: (k: number) => Promise<void>): Promise<void> {
   let next = 0;
   await Promise.all(
-    Array.from({ length: C }, async () => {
-      while (next++ < concurrentTotal)
-        await api('POST', '/instances?wait=applied&timeoutMs=30000', spec());
+    Array.from({ length: Math.min(width, n) }, async () => {
+      while (next < n) await work(next++);
     }),
   );
-  const concurrentMs = performance.now() - c0;
-  // 3. one bulk of 1,000, converged
-  const b0 = performance.now();
-  await api('POST', '/instances/bulk?wait=applied&timeoutMs=60000', {
-    instances: Array.from({ length: 1000 }, spec),
-  });
-  const bulkMs = performance.now() - b0;
-
-  const metricsText = await (
-    await fetch(base + '/metrics', {
-      headers: { authorization: `Bearer ${env.LATTICE_ADMIN_TOKEN}` },
-    })
-  ).text();
-  const metric = (name: string) =>
-    Number(new RegExp(`^${name} (\\S+)$`, 'm').exec(metricsText)?.[1] ?? NaN);
-  const diffFrames = metric('lattice_agent_frames_sent_total\\{type="diff"\\}');
-  const diffBytes = metric('lattice_agent_bytes_sent_total\\{type="diff"\\}');
-
-  // 4. controller restart: every agent reconnects and resyncs
-  const before = agents.map((a) => a.received.bytes);
-  const snaps = agents.map((a) => a.received.snapshot);
-  await ctl.close();
-  const r0 = performance.now();
-  const resynced = allApplied(agents);
-  ctl = await start();
-  await resynced;
-  const resyncMs = performance.now() - r0;
-  const resyncBytes = agents.reduce((sum, a, k) => sum + a.received.bytes - before[k], 0);
-  const resyncSnapshots = agents.reduce((sum, a, k) => sum + a.received.snapshot - snaps[k], 0);
-  const rss = process.memoryUsage().rss;
-
-  const result = {
-    shape: {
-      agents: N,
-      networks: S,
-      span: SPAN,
-      singleCreates: M,
-      concurrentCreates: concurrentTotal,
-      concurrency: C,
-      bulk: 1000,
-    },
-    connectAllMs: Math.round(connectMs),
-    createToAllAppliedMs: {
-      p50: round(pct(single, 50)),
-      p99: round(pct(single, 99)),
-      max: round(Math.max(...single)),
-    },
-    concurrentConvergedCreatesPerSec: round((concurrentTotal / concurrentMs) * 1000),
-    singleConvergedCreatesPerSec: round((M / single.reduce((a, b) => a + b, 0)) * 1000),
-    bulk1000ConvergedMs: Math.round(bulkMs),
-    bytesPerDiff: round(diffBytes / diffFrames),
-    diffFrames,
-    restart: { resyncAllMs: Math.round(resyncMs), snapshots: resyncSnapshots, bytes: resyncBytes },
-    processRssMB: Math.round(rss / 1048576),
-  };
-  console.table({
-    'create → all applied p50 (ms)': result.createToAllAppliedMs.p50,
-    'create → all applied p99 (ms)': result.createToAllAppliedMs.p99,
-    'converged creates/s (1 client)': result.singleConvergedCreatesPerSec,
-    [`converged creates/s (${C} clients)`]: result.concurrentConvergedCreatesPerSec,
-    'bulk 1,000 converged (ms)': result.bulk1000ConvergedMs,
-    'bytes per diff': result.bytesPerDiff,
-    'restart: all resynced (ms)': result.restart.resyncAllMs,
-    'restart: snapshots sent': result.restart.snapshots,
-    'restart: bytes sent': result.restart.bytes,
-  });
-  const out = resolve('bench/results');
-  mkdirSync(out, { recursive: true });
-  writeFileSync(join(out, 'converge.json'), JSON.stringify(result, null, 2) + '\n');
-  console.log(`wrote ${join(out, 'converge.json')}`);
-
-  await Promise.all(agents.map((a) => a.stop()));
-  await ctl.close();
-  await db.stop();
-  rmSync(dir, { recursive: true, force: true });
 }
 
-main().catch((e: unknown) => {
-  console.error(e);
+function gitInfo(): { commit: string | null; dirty: boolean | null } {
+  try {
+    const git = (...a: string[]) =>
+      execFileSync('git', a, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
+    const commit = git('rev-parse', 'HEAD').trim();
+    const status = git('status', '--porcelain');
+    return { commit, dirty: status.trim() !== '' };
+  } catch {
+    return { commit: null, dirty: null };
+  }
+}
+
+function tail(file: string, lines = 30): string {
+  try {
+    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+// ---- the controller process ------------------------------------------------------------
+
+class ControllerProcess {
+  readonly exited: Promise<number | null>;
+  private exitCode: number | null | undefined;
+
+  private constructor(
+    readonly child: ChildProcess,
+    readonly logFile: string,
+  ) {
+    this.exited = new Promise((done) =>
+      child.once('exit', (code, signal) => {
+        this.exitCode = code ?? (signal ? -1 : null);
+        done(this.exitCode);
+      }),
+    );
+  }
+
+  get running(): boolean {
+    return this.exitCode === undefined;
+  }
+
+  static start(env: NodeJS.ProcessEnv, logFile: string, run: number): ControllerProcess {
+    const node = opt.cpuProf
+      ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `${STEM}-${run}.cpuprofile`]
+      : [];
+    const fd = openSync(logFile, 'a');
+    writeFileSync(fd, `---- controller start ${run} at ${new Date().toISOString()}\n`);
+    const child = spawn(
+      process.execPath,
+      [
+        ...node,
+        '--import',
+        pathToFileURL(join(DIST, 'bench', 'exit-with-parent.js')).href,
+        join(DIST, 'apps', 'controller', 'src', 'main.js'),
+      ],
+      { cwd: ROOT, env, stdio: ['ignore', fd, fd, 'ipc'] },
+    );
+    closeSync(fd);
+    return new ControllerProcess(child, logFile);
+  }
+
+  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. Resolves with the time taken. */
+  async stop(graceMs = 30_000): Promise<number> {
+    const t0 = now();
+    if (!this.running) return 0;
+    this.child.kill('SIGTERM');
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
+    await this.exited;
+    clearTimeout(timer);
+    return now() - t0;
+  }
+}
+
+// ---- the agent fleet process -----------------------------------------------------------
+
+type Req = FleetRequest extends infer R
+  ? R extends { id: number }
+    ? Omit<R, 'id'>
+    : never
+  : never;
+
+class FleetProcess {
+  private nextId = 1;
+  private readonly pending = new Map<
+    number,
+    { ok: (v: unknown) => void; fail: (e: Error) => void }
+  >();
+  readonly exited: Promise<void>;
+  private gone = false;
+
+  constructor(logFile: string) {
+    const fd = openSync(logFile, 'a');
+    this.child = fork(join(DIST, 'bench', 'agent-fleet.js'), [], {
+      cwd: ROOT,
+      // 1,000 agents hold every host's state twice (desired + data plane).
+      execArgv: ['--max-old-space-size=8192'],
+      stdio: ['ignore', fd, fd, 'ipc'],
+    });
+    closeSync(fd);
+    this.child.on('message', (m: FleetReply) => {
+      const p = this.pending.get(m.id);
+      if (!p) return;
+      this.pending.delete(m.id);
+      if (m.ok) p.ok(m.result);
+      else p.fail(new Error(`agent fleet: ${m.error}`));
+    });
+    this.exited = new Promise((done) =>
+      this.child.once('exit', (code, signal) => {
+        this.gone = true;
+        for (const p of this.pending.values())
+          p.fail(
+            new Error(`agent fleet exited (${signal ?? code}); see ${relative(ROOT, logFile)}`),
+          );
+        this.pending.clear();
+        done();
+      }),
+    );
+  }
+
+  readonly child: ChildProcess;
+
+  request<T>(r: Req): Promise<T> {
+    if (this.gone) return Promise.reject(new Error('agent fleet is not running'));
+    const id = this.nextId++;
+    return new Promise<T>((ok, fail) => {
+      this.pending.set(id, { ok: ok as (v: unknown) => void, fail });
+      this.child.send({ ...r, id });
+    });
+  }
+
+  async stop(): Promise<void> {
+    if (this.gone) return;
+    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
+    await this.request({ op: 'stop' }).catch(() => this.child.kill('SIGKILL'));
+    await this.exited;
+    clearTimeout(timer);
+  }
+}
+
+// ---- the REST client ---------------------------------------------------------------------
+
+interface Answer {
+  ok: boolean;
+  status: number;
+  json: Record<string, unknown>;
+  ms: number;
+}
+
+let apiBase = '';
+
+async function call(
+  method: string,
+  path: string,
+  body?: unknown,
+  timeoutMs = 300_000,
+): Promise<Answer> {
+  const t0 = now();
+  const res = await fetch(apiBase + path, {
+    method,
+    headers: {
+      authorization: `Bearer ${ADMIN_TOKEN}`,
+      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
+    },
+    body: body === undefined ? undefined : JSON.stringify(body),
+    signal: AbortSignal.timeout(timeoutMs),
+  });
+  const text = await res.text();
+  let json: Record<string, unknown> = {};
+  try {
+    json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
+  } catch {
+    json = { text };
+  }
+  return { ok: res.ok, status: res.status, json, ms: now() - t0 };
+}
+
+/** Like `call`, but a non-2xx answer is an error. */
+async function api(method: string, path: string, body?: unknown, timeoutMs?: number) {
+  const a = await call(method, path, body, timeoutMs);
+  if (!a.ok)
+    throw new Error(`${method} ${path}: ${a.status} ${JSON.stringify(a.json).slice(0, 500)}`);
+  return a;
+}
+
+async function metricsText(): Promise<string> {
+  const res = await fetch(apiBase + '/metrics', {
+    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+    signal: AbortSignal.timeout(60_000),
+  });
+  return res.text();
+}
+
+/** A Prometheus sample by name and labels, e.g. `metric(t, 'x_total', 'type="diff"')`; 0 if absent. */
+function metric(text: string, name: string, labels = ''): number {
+  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+  const m = new RegExp(`^${esc(name)}${labels ? `\\{${esc(labels)}\\}` : ''} (\\S+)$`, 'm').exec(
+    text,
+  );
+  return m ? Number(m[1]) : 0;
+}
+
+interface HostRow {
+  name: string;
+  inSync: boolean;
+  agent: { connected: boolean; errors: unknown[] };
+}
+
+async function listHosts(): Promise<HostRow[]> {
+  const all: HostRow[] = [];
+  let cursor: string | null = null;
+  do {
+    const a = await api(
+      'GET',
+      `/hosts?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
+    );
+    all.push(...(a.json.items as HostRow[]));
+    cursor = a.json.nextCursor as string | null;
+  } while (cursor);
+  return all;
+}
+
+/** Polls `GET /hosts` until every host's agent is connected and in sync. */
+async function waitAllInSync(timeoutMs: number): Promise<number> {
+  const t0 = now();
+  for (;;) {
+    const hosts = await listHosts();
+    const lagging = hosts.filter((h) => !h.inSync || !h.agent.connected);
+    if (lagging.length === 0) return now() - t0;
+    if (now() - t0 > timeoutMs)
+      throw new Error(
+        `${lagging.length} hosts not in sync after ${timeoutMs} ms: ${lagging
+          .slice(0, 10)
+          .map((h) => h.name)
+          .join(', ')}`,
+      );
+    await sleep(250);
+  }
+}
+
+// ---- measurements ----------------------------------------------------------------------
+
+interface Resources {
+  controller: { rssMB: number; peakRssMB: number; pssMB: number } | null;
+  postgres: { rssMB: number; pssMB: number; processes: number } | null;
+  databaseMB: number;
+  fleetRssMB: number;
+}
+
+async function measureResources(
+  ctl: ControllerProcess,
+  db: pg.Client,
+  fleet: FleetProcess,
+): Promise<Resources> {
+  const c = ctl.child.pid ? procMemory(ctl.child.pid) : undefined;
+  const { rows } = await db.query<{ pid: number; size: string }>(
+    'SELECT pg_backend_pid() AS pid, pg_database_size(current_database()) AS size',
+  );
+  // The postmaster is the parent of every backend, ours included.
+  const stat = readFileSync(`/proc/${rows[0].pid}/stat`, 'utf8');
+  const postmaster = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  const p = treeMemory(postmaster);
+  const f = await fleet.request<FleetStats>({ op: 'stats' });
+  return {
+    controller: c ? { rssMB: mb(c.rss), peakRssMB: mb(c.hwm), pssMB: mb(c.pss) } : null,
+    postgres: { rssMB: mb(p.rss), pssMB: mb(p.pss), processes: p.processes },
+    databaseMB: mb(Number(rows[0].size)),
+    fleetRssMB: mb(f.rssBytes),
+  };
+}
+
+// ---- the run -----------------------------------------------------------------------------
+
+interface BulkResult {
+  bulks: number;
+  instances: number;
+  errors: number;
+  firstError?: string;
+  convergedPerSec: number;
+  bulkMs: LatencyStats;
+  waitAppliedAfterCommitMs: LatencyStats;
+}
+interface LevelResult {
+  clients: number;
+  creates: number;
+  errors: number;
+  firstError?: string;
+  convergedPerSec: number;
+  latencyMs: LatencyStats;
+}
+interface SingleResult {
+  createMs: LatencyStats;
+  moveMs: LatencyStats;
+  deleteMs: LatencyStats;
+  errors: number;
+  firstError?: string;
+}
+interface RestartResult {
+  shutdownMs: number;
+  healthyMs: number;
+  allResyncedMs: number;
+  medianAgentResyncedMs: number;
+  firstAgentResyncedMs: number;
+  agentsResynced: number;
+  agentsMissing: number;
+  hostsInSyncAfterResyncMs: number;
+  agentsReceived: { bytes: number; snapshots: number; diffs: number };
+  resourceErrors: number;
+  controllerSent: {
+    diffFrames: number;
+    diffBytes: number;
+    snapshotFrames: number;
+    snapshotBytes: number;
+    resyncsByDiff: number;
+    resyncsBySnapshot: number;
+  };
+}
+interface Results {
+  [k: string]: unknown;
+  phase: string;
+  complete: boolean;
+  finishedAt: string | null;
+  preload?: Record<string, number>;
+  bulk?: BulkResult;
+  concurrent?: LevelResult[];
+  single?: SingleResult;
+  resources?: Resources;
+  diffs?: { frames: number; bytes: number; bytesPerDiff: number; snapshots: number };
+  restart?: RestartResult;
+}
+
+const results: Results = {
+  benchmark: 'converge',
+  shape: { name: SHAPE, hosts: H, networks: S, instances: P, span: LAYOUT === 'spread' ? SPAN : 1 },
+  layout: LAYOUT,
+  models: MODELS.map((m) => m.label),
+  counts: {
+    preloadBulk: PRELOAD_BULK,
+    bulks: opt.bulks,
+    bulkSize: opt.bulkSize,
+    concurrentPerLevel: opt.concurrent,
+    clients: opt.clients,
+    singles: opt.singles,
+    phaseSeconds: opt.phaseSeconds,
+  },
+  options: {
+    heartbeatMs: opt.heartbeatMs,
+    backoffMinMs: opt.backoffMinMs,
+    backoffMaxMs: opt.backoffMaxMs,
+    cpuProf: opt.cpuProf,
+    vlanPool: VLAN_POOL,
+    networkCidr: '/20 of 10.0.0.0/8 each; routed blockPrefixLen 26',
+    underlay: '198.18.0.0/15',
+  },
+  node: process.version,
+  platform: `${process.platform} ${process.arch}`,
+  cpus: cpus().length,
+  memoryMB: mb(totalmem()),
+  git: gitInfo(),
+  label: argv.label ?? null,
+  startedAt: new Date().toISOString(),
+  finishedAt: null,
+  complete: false,
+  phase: 'setup',
+};
+
+const cleanups: (() => Promise<unknown>)[] = [];
+let finishing = false;
+
+function writeResults(): string {
+  mkdirSync(RESULTS, { recursive: true });
+  const file = join(RESULTS, `${STEM}.json`);
+  results.finishedAt = new Date().toISOString();
+  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
+  return file;
+}
+
+async function cleanup(): Promise<void> {
+  while (cleanups.length > 0) {
+    const c = cleanups.pop()!;
+    await c().catch((e: unknown) =>
+      console.error(`cleanup: ${e instanceof Error ? e.message : String(e)}`),
+    );
+  }
+}
+
+/** Ends the run on a failure, a timeout or a signal: writes what was measured, cleans up. */
+async function abort(why: unknown): Promise<never> {
+  if (finishing) return new Promise<never>(() => {});
+  finishing = true;
+  const message = why instanceof Error ? (why.stack ?? why.message) : String(why);
+  console.error(`\nbench:converge stopped in phase "${String(results.phase)}": ${message}`);
+  results.error = message;
+  try {
+    console.error(`partial results written to ${relative(ROOT, writeResults())}`);
+  } catch {
+    // nothing more to do
+  }
+  await cleanup();
   process.exit(1);
-});
+}
+
+function phase(name: string): void {
+  results.phase = name;
+  console.log(`\n== ${name}`);
+}
+
+async function main(): Promise<void> {
+  mkdirSync(RESULTS, { recursive: true });
+  if (opt.cpuProf) mkdirSync(PROFILES, { recursive: true });
+  const ctlLog = join(RESULTS, `${STEM}.controller.log`);
+  const fleetLog = join(RESULTS, `${STEM}.fleet.log`);
+  writeFileSync(ctlLog, '');
+  writeFileSync(fleetLog, '');
+  console.log(
+    `bench:converge shape ${SHAPE} (${H} hosts, ${S} networks, ${P} instances), layout ${LAYOUT}, ` +
+      `node ${process.version}, ${cpus().length} cpus`,
+  );
+
+  // -- database and controller
+  const tmp = mkdtempSync(join(tmpdir(), 'lattice-bench-'));
+  chmodSync(tmp, 0o711); // the embedded PostgreSQL runs as 'postgres' and must traverse it
+  cleanups.push(() => Promise.resolve(rmSync(tmp, { recursive: true, force: true })));
+  const t0 = now();
+  const embedded: EmbeddedDatabase = await startEmbeddedPostgres({ dataDir: join(tmp, 'db') });
+  cleanups.push(() => embedded.stop());
+  console.log(`embedded PostgreSQL on port ${embedded.port} in ${Math.round(now() - t0)} ms`);
+  const db = new pg.Client({ connectionString: embedded.url });
+  db.on('error', (e) => console.error(`benchmark's database connection: ${e.message}`));
+  await db.connect();
+  cleanups.push(() => db.end());
+
+  const port = await freePort();
+  apiBase = `http://127.0.0.1:${port}/api/v1`;
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    PORT: String(port),
+    HOST: '127.0.0.1',
+    DATABASE_URL: embedded.url,
+    LATTICE_DATA_DIR: join(tmp, 'controller'),
+    LATTICE_ADMIN_TOKEN: ADMIN_TOKEN,
+    LATTICE_LOG_LEVEL: 'warn',
+    LATTICE_VLAN_POOL: VLAN_POOL,
+  };
+  let ctl = ControllerProcess.start(env, ctlLog, 1);
+  cleanups.push(() => ctl.stop());
+  const waitHealthy = async (c: ControllerProcess, timeoutMs: number): Promise<number> => {
+    const start = now();
+    for (;;) {
+      if (!c.running) throw new Error(`the controller exited during start-up:\n${tail(c.logFile)}`);
+      const ok = await fetch(apiBase + '/health', { signal: AbortSignal.timeout(2000) })
+        .then((r) => r.ok)
+        .catch(() => false);
+      if (ok) return now() - start;
+      if (now() - start > timeoutMs)
+        throw new Error(`the controller was not healthy after ${timeoutMs} ms`);
+      await sleep(20);
+    }
+  };
+  const firstHealthyMs = await waitHealthy(ctl, 120_000);
+  console.log(`controller pid ${ctl.child.pid} healthy in ${Math.round(firstHealthyMs)} ms`);
+
+  // -- preload: hosts, networks, agents, instances
+  phase('preload');
+  const preload = {
+    hostsMs: 0,
+    networksMs: 0,
+    agentsConnectedMs: 0,
+    instancesMs: 0,
+    instancesPerSec: 0,
+    allInSyncAfterMs: 0,
+  };
+  results.preload = preload;
+  let t = now();
+  const hosts: FleetHost[] = new Array<FleetHost>(H);
+  await pool(H, 8, async (j) => {
+    const a = await api('POST', '/hosts', { name: `h${j}`, underlayIp: underlayOf(j) });
+    hosts[j] = { name: `h${j}`, token: a.json.agentToken as string };
+  });
+  preload.hostsMs = Math.round(now() - t);
+  console.log(`${H} hosts in ${preload.hostsMs} ms`);
+
+  t = now();
+  await pool(S, 8, async (n) => {
+    await api('POST', '/networks', { name: `n${n}`, cidr: cidrOf(n), ...modelOf(n).body });
+  });
+  preload.networksMs = Math.round(now() - t);
+  console.log(`${S} networks in ${preload.networksMs} ms`);
+
+  t = now();
+  const fleet = new FleetProcess(fleetLog);
+  cleanups.push(() => fleet.stop());
+  await fleet.request({
+    op: 'start',
+    options: {
+      controller: `ws://127.0.0.1:${port}/agent`,
+      hosts,
+      heartbeatMs: opt.heartbeatMs,
+      backoffMinMs: opt.backoffMinMs,
+      backoffMaxMs: opt.backoffMaxMs,
+    },
+  });
+  await fleet.request({ op: 'awaitAllApplied', timeoutMs: 300_000 });
+  preload.agentsConnectedMs = Math.round(now() - t);
+  console.log(
+    `${H} agents (pid ${fleet.child.pid}) connected and synced in ${preload.agentsConnectedMs} ms`,
+  );
+
+  t = now();
+  let lastReport = now();
+  const preloadBulks = Math.ceil(P / PRELOAD_BULK);
+  for (let b = 0; b < preloadBulks; b++) {
+    const last = b === preloadBulks - 1;
+    const count = Math.min(PRELOAD_BULK, P - nextInstance);
+    const instances = Array.from({ length: count }, () => instanceSpec(nextInstance++));
+    await api(
+      'POST',
+      `/instances/bulk${last ? '?wait=applied&timeoutMs=600000' : ''}`,
+      { instances },
+      900_000,
+    );
+    if (last || now() - lastReport > 15_000) {
+      lastReport = now();
+      const rate = nextInstance / ((now() - t) / 1000);
+      console.log(
+        `  ${nextInstance}/${P} instances, ${Math.round(rate)}/s` +
+          (last ? '' : `, about ${Math.round((P - nextInstance) / rate)} s to go`),
+      );
+    }
+  }
+  preload.instancesMs = Math.round(now() - t);
+  preload.instancesPerSec = round(P / (preload.instancesMs / 1000 || NaN), 1);
+  const syncMs = await waitAllInSync(600_000);
+  preload.allInSyncAfterMs = Math.round(syncMs);
+  console.log(
+    `${P} instances in ${preload.instancesMs} ms (${preload.instancesPerSec}/s), every host in sync ${Math.round(syncMs)} ms later`,
+  );
+  results.resourcesAfterPreload = await measureResources(ctl, db, fleet);
+  console.log('resources after preload', results.resourcesAfterPreload);
+  const phaseDeadline = () => now() + opt.phaseSeconds * 1000;
+
+  // -- 1. bulk creates
+  phase('1. bulk creates (?wait=applied)');
+  {
+    const lat: number[] = [];
+    const appliedIn: number[] = [];
+    let errors = 0;
+    let firstError: string | undefined;
+    const deadline = phaseDeadline();
+    const start = now();
+    let created = 0;
+    for (let b = 0; b < opt.bulks && now() < deadline; b++) {
+      const instances = Array.from({ length: opt.bulkSize }, () => instanceSpec(nextInstance++));
+      const a = await call('POST', '/instances/bulk?wait=applied&timeoutMs=300000', { instances });
+      if (a.ok) {
+        lat.push(a.ms);
+        created += instances.length;
+        if (typeof a.json.appliedInMs === 'number') appliedIn.push(a.json.appliedInMs);
+      } else {
+        errors++;
+        firstError ??= `${a.status} ${JSON.stringify(a.json).slice(0, 300)}`;
+      }
+      console.log(`  bulk ${b + 1}: ${a.status} in ${Math.round(a.ms)} ms`);
+    }
+    const ms = now() - start;
+    results.bulk = {
+      bulks: lat.length,
+      instances: created,
+      errors,
+      firstError,
+      convergedPerSec: round(created / (ms / 1000), 1),
+      bulkMs: latency(lat),
+      waitAppliedAfterCommitMs: latency(appliedIn),
+    };
+  }
+
+  // -- 2. concurrent single creates
+  phase('2. concurrent single creates (?wait=applied)');
+  {
+    const levels: LevelResult[] = [];
+    for (const clients of opt.clients) {
+      const lat: number[] = [];
+      let errors = 0;
+      let firstError: string | undefined;
+      let issued = 0;
+      const deadline = phaseDeadline();
+      const start = now();
+      await Promise.all(
+        Array.from({ length: clients }, async () => {
+          while (issued < opt.concurrent && now() < deadline) {
+            issued++;
+            const a = await call(
+              'POST',
+              '/instances?wait=applied&timeoutMs=60000',
+              instanceSpec(nextInstance++),
+            );
+            if (a.ok) lat.push(a.ms);
+            else {
+              errors++;
+              firstError ??= `${a.status} ${JSON.stringify(a.json).slice(0, 300)}`;
+            }
+          }
+        }),
+      );
+      const ms = now() - start;
+      const level: LevelResult = {
+        clients,
+        creates: lat.length,
+        errors,
+        firstError,
+        convergedPerSec: round(lat.length / (ms / 1000), 1),
+        latencyMs: latency(lat),
+      };
+      levels.push(level);
+      console.log(
+        `  ${clients} clients: ${lat.length} creates in ${Math.round(ms)} ms, ${level.convergedPerSec}/s, p50 ${level.latencyMs.p50} ms, p99 ${level.latencyMs.p99} ms${errors ? `, ${errors} errors` : ''}`,
+      );
+    }
+    results.concurrent = levels;
+  }
+
+  // -- 3. single create, move, delete → all affected agents applied
+  phase('3. single create / move / delete → all applied');
+  {
+    const lat = { create: [] as number[], move: [] as number[], delete: [] as number[] };
+    let errors = 0;
+    let firstError: string | undefined;
+    const deadline = phaseDeadline();
+    const check = (a: Answer, what: string) => {
+      if (a.ok) return true;
+      errors++;
+      firstError ??= `${what}: ${a.status} ${JSON.stringify(a.json).slice(0, 300)}`;
+      return false;
+    };
+    for (let k = 0; k < opt.singles && now() < deadline; k++) {
+      const i = nextInstance++;
+      const spec = instanceSpec(i);
+      const c = await call('POST', '/instances?wait=applied&timeoutMs=30000', spec);
+      if (!check(c, 'create')) continue;
+      lat.create.push(c.ms);
+      if (!modelOf(placement(i).n).blocks) {
+        const m = await call('PATCH', `/instances/${spec.name}?wait=applied&timeoutMs=30000`, {
+          host: `h${moveTarget(i)}`,
+        });
+        if (check(m, 'move')) lat.move.push(m.ms);
+      }
+      const d = await call('DELETE', `/instances/${spec.name}?wait=applied&timeoutMs=30000`);
+      if (check(d, 'delete')) lat.delete.push(d.ms);
+    }
+    results.single = {
+      createMs: latency(lat.create),
+      moveMs: latency(lat.move),
+      deleteMs: latency(lat.delete),
+      errors,
+      firstError,
+    };
+    console.log(
+      `  create p50 ${latency(lat.create).p50} / p99 ${latency(lat.create).p99} ms, ` +
+        `move p50 ${latency(lat.move).p50} / p99 ${latency(lat.move).p99} ms, ` +
+        `delete p50 ${latency(lat.delete).p50} / p99 ${latency(lat.delete).p99} ms`,
+    );
+  }
+
+  // -- 4. memory and database size, diff sizes
+  phase('4. memory and database size');
+  results.resources = await measureResources(ctl, db, fleet);
+  console.log(results.resources);
+  {
+    const m = await metricsText();
+    const frames = metric(m, 'lattice_agent_frames_sent_total', 'type="diff"');
+    const bytes = metric(m, 'lattice_agent_bytes_sent_total', 'type="diff"');
+    results.diffs = {
+      frames,
+      bytes,
+      bytesPerDiff: round(bytes / (frames || NaN), 1),
+      snapshots: metric(m, 'lattice_agent_frames_sent_total', 'type="snapshot"'),
+    };
+  }
+  results.instancesAtEnd = Number(
+    (await db.query<{ n: string }>('SELECT count(*) AS n FROM instances')).rows[0].n,
+  );
+
+  // -- 5. controller restart
+  phase('5. controller restart → healthy → every agent resynced');
+  {
+    await waitAllInSync(300_000);
+    await fleet.request({ op: 'markRestart' });
+    const shutdownMs = await ctl.stop();
+    console.log(`  controller stopped (SIGTERM) in ${Math.round(shutdownMs)} ms`);
+    const start = wallNow();
+    ctl = ControllerProcess.start(env, ctlLog, 2);
+    const healthyMs = await waitHealthy(ctl, 300_000);
+    console.log(`  healthy in ${Math.round(healthyMs)} ms`);
+    const r = await fleet.request<ResyncReport>({ op: 'awaitResync', timeoutMs: 300_000 });
+    const m = await metricsText();
+    const inSyncMs = await waitAllInSync(300_000).catch((e: unknown) => {
+      console.error(`  ${e instanceof Error ? e.message : String(e)}`);
+      return NaN;
+    });
+    results.restart = {
+      shutdownMs: Math.round(shutdownMs),
+      healthyMs: Math.round(healthyMs),
+      allResyncedMs: Math.round(r.firstAppliedAt.max - start),
+      medianAgentResyncedMs: Math.round(r.firstAppliedAt.p50 - start),
+      firstAgentResyncedMs: Math.round(r.firstAppliedAt.min - start),
+      agentsResynced: r.resynced,
+      agentsMissing: r.missing,
+      hostsInSyncAfterResyncMs: Math.round(inSyncMs),
+      agentsReceived: { bytes: r.bytes, snapshots: r.snapshots, diffs: r.diffs },
+      resourceErrors: r.resourceErrors,
+      controllerSent: {
+        diffFrames: metric(m, 'lattice_agent_frames_sent_total', 'type="diff"'),
+        diffBytes: metric(m, 'lattice_agent_bytes_sent_total', 'type="diff"'),
+        snapshotFrames: metric(m, 'lattice_agent_frames_sent_total', 'type="snapshot"'),
+        snapshotBytes: metric(m, 'lattice_agent_bytes_sent_total', 'type="snapshot"'),
+        resyncsByDiff: metric(m, 'lattice_agent_resyncs_total', 'kind="diff"'),
+        resyncsBySnapshot: metric(m, 'lattice_agent_resyncs_total', 'kind="snapshot"'),
+      },
+    };
+    console.log(results.restart);
+  }
+
+  // -- the agents hold what the controller says they should
+  phase('verify');
+  {
+    const mismatches: {
+      host: string;
+      desired: number;
+      agent: number;
+      missing: string[];
+      differing: string[];
+      extra: string[];
+    }[] = [];
+    const picks = Array.from({ length: Math.min(opt.verify, H) }, (_, k) =>
+      Math.floor((k * H) / Math.min(opt.verify, H)),
+    );
+    for (const j of picks) {
+      const want = (await api('GET', `/hosts/h${j}/desired-state`)).json.resources as Resource[];
+      const got = await fleet.request<HostResources>({ op: 'resources', host: `h${j}` });
+      const have = new Map(got.resources.map((r) => [r.key, r as Resource]));
+      const wanted = new Set<string>(want.map((r) => r.key));
+      const missing = want.filter((r) => !have.has(r.key)).map((r) => r.key);
+      const differing = want
+        .filter((r) => have.has(r.key) && !resourceEquals(have.get(r.key)!, r))
+        .map((r) => r.key);
+      const extra = [...have.keys()].filter((k) => !wanted.has(k));
+      if (missing.length + differing.length + extra.length > 0)
+        mismatches.push({
+          host: `h${j}`,
+          desired: want.length,
+          agent: have.size,
+          missing: missing.slice(0, 5),
+          differing: differing.slice(0, 5),
+          extra: extra.slice(0, 5),
+        });
+    }
+    const f = await fleet.request<FleetStats>({ op: 'stats' });
+    results.verify = {
+      hostsCompared: picks.length,
+      mismatches,
+      agentResourceErrors: f.resourceErrors,
+      agentErrorFrames: f.errorFrames,
+    };
+    console.dir(results.verify, { depth: 4 });
+  }
+
+  results.phase = 'done';
+  results.complete = true;
+  printTable();
+  console.log(`\nwrote ${relative(ROOT, writeResults())}`);
+  if (opt.cpuProf) console.log(`CPU profiles of the controller in ${relative(ROOT, PROFILES)}/`);
+  finishing = true;
+  await cleanup();
+  if (opt.cpuProf)
+    results.profiles = [1, 2].map((r) => `bench/results/profiles/${STEM}-${r}.cpuprofile`);
+  if (opt.cpuProf) writeResults(); // the second profile is written when the controller exits
+}
+
+function printTable(): void {
+  const { bulk, concurrent, single, resources: res, diffs, restart, preload } = results;
+  if (!bulk || !concurrent || !single || !res || !diffs || !restart || !preload) return;
+  const lat = (l: LatencyStats) => `p50 ${l.p50} ms, p99 ${l.p99} ms (n ${l.n})`;
+  const sent = restart.controllerSent;
+  const rows: [string, string][] = [
+    [
+      'bulk creates converged',
+      `${bulk.convergedPerSec} instances/s; one bulk of ${opt.bulkSize}: ${lat(bulk.bulkMs)}`,
+    ],
+    ['  ?wait=applied after the commit', lat(bulk.waitAppliedAfterCommitMs)],
+    ...concurrent.map((c): [string, string] => [
+      `${c.clients} clients, single creates`,
+      `${c.convergedPerSec} converged creates/s, ${lat(c.latencyMs)}${c.errors ? `, ${c.errors} errors` : ''}`,
+    ]),
+    ['single create → all applied', lat(single.createMs)],
+    ['single move → all applied', lat(single.moveMs)],
+    ['single delete → all applied', lat(single.deleteMs)],
+    [
+      'controller RSS + PostgreSQL RSS',
+      `${res.controller?.rssMB} MB (peak ${res.controller?.peakRssMB}) + ${res.postgres?.rssMB} MB ` +
+        `(PSS ${res.postgres?.pssMB} MB, ${res.postgres?.processes} processes)`,
+    ],
+    ['database size', `${res.databaseMB} MB`],
+    ['bytes per diff', `${diffs.bytesPerDiff} (${diffs.frames} diffs)`],
+    [
+      'controller restart',
+      `healthy ${restart.healthyMs} ms, every agent resynced ${restart.allResyncedMs} ms ` +
+        `(median agent ${restart.medianAgentResyncedMs} ms)`,
+    ],
+    [
+      '  resync traffic',
+      `${sent.diffBytes + sent.snapshotBytes} bytes sent, ${sent.snapshotFrames} snapshots, ${sent.diffFrames} diffs`,
+    ],
+    [
+      'preload',
+      `${preload.instancesPerSec} instances/s (${P} in ${round(preload.instancesMs / 1000, 1)} s)`,
+    ],
+    ['agent fleet RSS', `${res.fleetRssMB} MB`],
+  ];
+  const w = Math.max(...rows.map(([k]) => k.length));
+  console.log(`\nconverge ${SHAPE} (${H} hosts, ${S} networks, ${P} instances), ${LAYOUT} layout`);
+  for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
+}
+
+// embedded-postgres (async-exit-hook) stops the database and exits on these signals by
+// itself, racing the cleanup below; the cleanup stops the database in its turn instead.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.removeAllListeners(sig);
+  process.on(sig, () => void abort(`interrupted (${sig})`));
+}
+const watchdog = setTimeout(
+  () => void abort(new Error(`the run took longer than --max-minutes ${opt.maxMinutes}`)),
+  opt.maxMinutes * 60_000,
+);
+watchdog.unref();
+main().then(
+  () => {
+    clearTimeout(watchdog);
+    process.exit(0);
+  },
+  (e: unknown) => void abort(e),
+);
