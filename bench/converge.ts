@@ -683,7 +683,7 @@ async function main(): Promise<void> {
     DATABASE_URL: embedded.url,
     LATTICE_DATA_DIR: join(tmp, 'controller'),
     LATTICE_ADMIN_TOKEN: ADMIN_TOKEN,
-    LATTICE_LOG_LEVEL: 'warn',
+    LATTICE_LOG_LEVEL: process.env.LATTICE_LOG_LEVEL ?? 'warn',
     LATTICE_VLAN_POOL: VLAN_POOL,
   };
   let ctl = ControllerProcess.start(env, ctlLog, 1);

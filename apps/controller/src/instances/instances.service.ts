@@ -1,5 +1,5 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource, In, type EntityManager } from 'typeorm';
 import {
   normalizeMac,
   randomMac,
@@ -69,6 +69,58 @@ function instanceView(r: InstanceRow, liveApplied?: number): InstanceView {
   };
 }
 
+/**
+ * The network, locked for the rest of the batch (FOR NO KEY UPDATE: allocation within it is
+ * serialised) and looked up once per batch.
+ */
+function lockNetwork(tx: Tx, ref: string): Promise<NetworkEntity> {
+  return tx.lookup(`network:${ref}`, () =>
+    findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
+  );
+}
+
+function findHost(tx: Tx, ref: string): Promise<HostEntity> {
+  return tx.lookup(`host:${ref}`, () => findByIdOrName(tx.manager, HostEntity, 'host', ref));
+}
+
+/** Rows named by id or name, in one query; 404 naming the first one missing. */
+async function findMany<T extends { id: string; name: string }>(
+  refs: readonly string[],
+  what: string,
+  load: (ids: string[], names: string[]) => Promise<T[]>,
+): Promise<Map<string, T>> {
+  const unique = [...new Set(refs)];
+  const rows = await load(
+    unique.filter(isUuid),
+    unique.filter((r) => !isUuid(r)),
+  );
+  const out = new Map<string, T>();
+  for (const r of rows) {
+    out.set(r.id, r);
+    out.set(r.name, r);
+  }
+  const missing = unique.find((r) => !out.has(r));
+  if (missing !== undefined) throw new NotFoundException(`${what} "${missing}" not found`);
+  return out;
+}
+
+/** The networks of a bulk, locked in id order (concurrent bulks cannot deadlock), one query. */
+function lockNetworks(tx: Tx, refs: readonly string[]): Promise<Map<string, NetworkEntity>> {
+  return findMany(refs, 'network', (ids, names) =>
+    tx.manager.find(NetworkEntity, {
+      where: [{ id: In(ids) }, { name: In(names) }],
+      order: { id: 'ASC' },
+      lock: { mode: 'for_no_key_update' },
+    }),
+  );
+}
+
+function findHosts(tx: Tx, refs: readonly string[]): Promise<Map<string, HostEntity>> {
+  return findMany(refs, 'host', (ids, names) =>
+    tx.manager.find(HostEntity, { where: [{ id: In(ids) }, { name: In(names) }] }),
+  );
+}
+
 @Injectable()
 export class InstancesService {
   constructor(
@@ -81,16 +133,9 @@ export class InstancesService {
     instanceView(r, this.agents.live(r.host_id)?.applied);
 
   async create(dto: CreateInstanceDto) {
-    const { result, revision } = await this.revisions.mutate(async (tx) => {
-      const net = await findByIdOrName(
-        tx.manager,
-        NetworkEntity,
-        'network',
-        dto.network,
-        'for_no_key_update',
-      );
-      return this.createOne(tx, dto, net, '');
-    });
+    const { result, revision } = await this.revisions.mutate(async (tx) =>
+      this.createOne(tx, dto, await lockNetwork(tx, dto.network), ''),
+    );
     return this.created(result, revision);
   }
 
@@ -152,12 +197,11 @@ export class InstancesService {
     items: CreateInstanceDto[],
     nets: Map<string, NetworkEntity>,
   ): Promise<Created[]> {
-    const hosts = new Map<string, HostEntity>();
-    const hostOf = async (ref: string) => {
-      let h = hosts.get(ref);
-      if (!h) hosts.set(ref, (h = await findByIdOrName(tx.manager, HostEntity, 'host', ref)));
-      return h;
-    };
+    const hosts = await findHosts(
+      tx,
+      items.map((i) => i.host),
+    );
+    const hostOf = (ref: string) => Promise.resolve(hosts.get(ref)!);
     const pooled = (it: CreateInstanceDto) => it.ip === undefined;
     const poolOf = (it: CreateInstanceDto) =>
       isBlockBased(nets.get(it.network)!) ? `${it.network}\n${it.host}` : it.network;
@@ -219,7 +263,7 @@ export class InstancesService {
       const chunk = rows.slice(off, off + 500);
       const got = await tx.query<{ id: string; name: string; created_at: Date }>(
         `INSERT INTO instances (name, network_id, host_id, ip, mac, revision)
-         SELECT name, network_id, host_id, ip, mac, 0
+         SELECT name, network_id, host_id, ip, mac, $6::bigint
            FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::inet[], $5::macaddr[])
                 AS r(name, network_id, host_id, ip, mac)
          ON CONFLICT (mac) DO NOTHING RETURNING id, name, created_at`,
@@ -229,6 +273,7 @@ export class InstancesService {
           chunk.map((r) => r.host.id),
           chunk.map((r) => r.ip),
           chunk.map((r) => r.mac),
+          tx.revision,
         ],
       );
       for (const g of got) inserted.set(g.name, g);
@@ -240,9 +285,9 @@ export class InstancesService {
         for (;;) {
           r.mac = randomMac();
           const [g] = await tx.query<{ id: string; created_at: Date }>(
-            `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, 0)
+            `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, $6)
              ON CONFLICT (mac) DO NOTHING RETURNING id, created_at`,
-            [r.name, r.net.id, r.host.id, r.ip, r.mac],
+            [r.name, r.net.id, r.host.id, r.ip, r.mac, tx.revision],
           );
           if (!g) continue;
           inserted.set(r.name, g);
@@ -258,7 +303,7 @@ export class InstancesService {
         ip: r.ip,
         mac: r.mac,
       };
-      tx.record({ type: 'instance.upsert', instance }, { table: 'instances', id });
+      tx.record({ type: 'instance.upsert', instance }); // inserted with the batch's revision
       out[r.at] = {
         instance,
         network: r.net.name,
@@ -279,7 +324,7 @@ export class InstancesService {
   ): Promise<Created> {
     let host = hosts?.get(dto.host);
     if (!host) {
-      host = await findByIdOrName(tx.manager, HostEntity, 'host', dto.host);
+      host = await findHost(tx, dto.host);
       hosts?.set(dto.host, host);
     }
     const { ip } = await allocateIp(tx, net, host.id, dto.ip, `${at}ip`);
@@ -288,9 +333,9 @@ export class InstancesService {
     for (;;) {
       const mac = dto.mac !== undefined ? normalizeMac(dto.mac)! : randomMac();
       const [row] = await tx.query<{ id: string; created_at: Date }>(
-        `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, 0)
+        `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, $6)
          ON CONFLICT (mac) DO NOTHING RETURNING id, created_at`,
-        [dto.name, net.id, host.id, ip, mac],
+        [dto.name, net.id, host.id, ip, mac, tx.revision],
       );
       if (!row) {
         if (dto.mac !== undefined) throw new Conflict(`MAC address ${mac} is already in use`);
@@ -304,7 +349,7 @@ export class InstancesService {
         ip,
         mac,
       };
-      tx.record({ type: 'instance.upsert', instance }, { table: 'instances', id: row.id });
+      tx.record({ type: 'instance.upsert', instance }); // inserted with the batch's revision
       return {
         instance,
         network: net.name,
@@ -359,11 +404,8 @@ export class InstancesService {
     const { result, revision } = await this.revisions.mutate(
       async (tx) => {
         const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
-        const net = await tx.manager.findOneOrFail(NetworkEntity, {
-          where: { id: inst.networkId },
-          lock: { mode: 'for_no_key_update' },
-        });
-        const host = await findByIdOrName(tx.manager, HostEntity, 'host', hostRef);
+        const net = await lockNetwork(tx, inst.networkId);
+        const host = await findHost(tx, hostRef);
         if (isBlockBased(net)) {
           throw new Conflict(
             `instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`,
@@ -389,10 +431,7 @@ export class InstancesService {
   async delete(idOrName: string) {
     const { result, revision } = await this.revisions.mutate(async (tx) => {
       const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
-      const net = await tx.manager.findOneOrFail(NetworkEntity, {
-        where: { id: inst.networkId },
-        lock: { mode: 'for_no_key_update' },
-      });
+      const net = await lockNetwork(tx, inst.networkId);
       const deleted = await tx.query<{ id: string }>(
         'WITH d AS (DELETE FROM instances WHERE id = $1 RETURNING id) SELECT id FROM d',
         [inst.id],

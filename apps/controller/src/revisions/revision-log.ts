@@ -1,6 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
-import type { PoolClient } from 'pg';
-import { DataSource, EntityManager, type QueryRunner } from 'typeorm';
+import { createHash } from 'node:crypto';
+import type { PoolClient, QueryResultRow } from 'pg';
+import { DataSource, EntityManager, QueryFailedError, type QueryRunner } from 'typeorm';
 import { DesiredStateService } from '../desired-state/desired-state.service.js';
 import { isDatabaseDown } from '../common/errors.js';
 import type { Change } from './changes.js';
@@ -18,17 +19,81 @@ const MAX_ATTEMPTS = 4;
 
 type RevisedTable = 'hosts' | 'networks' | 'instances' | 'routers';
 
+/**
+ * What the requests of one batch share: rows they looked up (and locked) inside the batch's
+ * transaction. An entry made by a request that fails is dropped with its savepoint (which
+ * also released its row locks); any change to hosts, networks or routers drops them all.
+ */
+export class BatchCache {
+  private readonly entries = new Map<string, Promise<unknown>>();
+
+  get<T>(key: string, load: () => Promise<T>, tx: Tx): Promise<T> {
+    let hit = this.entries.get(key) as Promise<T> | undefined;
+    if (!hit) {
+      hit = load();
+      this.entries.set(key, hit);
+      tx.cached.push(key);
+      // a failed load is not kept (nor is its rejection left unobserved)
+      hit.catch(() => this.entries.delete(key));
+    }
+    return hit;
+  }
+
+  /** A request ended: keep what it looked up if it succeeded and changed no referenced row. */
+  settle(tx: Tx, ok: boolean): void {
+    if (!ok) for (const k of tx.cached) this.entries.delete(k);
+    else if (
+      tx.changes.some((c) => !c.type.startsWith('instance.') && !c.type.startsWith('block.'))
+    )
+      this.entries.clear();
+  }
+}
+
 /** What a unit of work tells the log while it runs inside the batch's transaction. */
 export class Tx {
   readonly changes: Change[] = [];
   readonly revised = new Map<RevisedTable, Set<string>>();
   /** Scratch space for the work (e.g. IPAM's allocation hints within a bulk). */
   readonly memo = new Map<string, unknown>();
+  /** Keys this request added to the batch cache. */
+  readonly cached: string[] = [];
 
-  constructor(readonly manager: EntityManager) {}
+  constructor(
+    readonly manager: EntityManager,
+    /** The revision the batch commits as, if anything in it changes. */
+    readonly revision: number = 0,
+    private readonly cache: BatchCache = new BatchCache(),
+    /** The batch's connection: statements run on it as prepared statements. */
+    private readonly client?: PoolClient,
+  ) {}
 
-  query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
-    return this.manager.query(sql, params);
+  /**
+   * Runs a statement of the work and returns its rows (for UPDATE/DELETE … RETURNING too).
+   * On the batch's connection, a statement is prepared once per connection and text: the
+   * IPAM statements are CTEs whose planning costs more than their execution.
+   */
+  async query<T = Record<string, unknown>>(sql: string, params: unknown[] = []): Promise<T[]> {
+    const name = this.client ? preparedName(sql) : undefined;
+    if (!name) {
+      const qr = this.manager.queryRunner;
+      if (qr) return ((await qr.query(sql, params, true)) as { records: T[] }).records;
+      return this.manager.query(sql, params);
+    }
+    try {
+      return (await this.client!.query<T & QueryResultRow>({ name, text: sql, values: params }))
+        .rows;
+    } catch (e) {
+      // The shape the error filter knows (constraint violations → 409 …).
+      throw new QueryFailedError(sql, params, e as Error);
+    }
+  }
+
+  /**
+   * A row looked up (and locked, when `load` locks it) once per batch: later requests of
+   * the batch reuse it, since the lock is held to the batch's COMMIT.
+   */
+  lookup<T>(key: string, load: () => Promise<T>): Promise<T> {
+    return this.cache.get(key, load, this);
   }
 
   /** Records a change; `row` gets the new revision stamped on it at commit. */
@@ -40,6 +105,19 @@ export class Tx {
       set.add(row.id);
     }
   }
+}
+
+/** Distinct statement texts prepared at most (beyond, statements run unprepared). */
+const MAX_PREPARED = 256;
+const prepared = new Map<string, string>();
+
+function preparedName(sql: string): string | undefined {
+  let name = prepared.get(sql);
+  if (name === undefined && prepared.size < MAX_PREPARED) {
+    name = `lt_${createHash('sha1').update(sql).digest('hex').slice(0, 16)}`;
+    prepared.set(sql, name);
+  }
+  return name;
 }
 
 type Work<T> = (tx: Tx) => Promise<T>;
@@ -165,9 +243,11 @@ export class RevisionLog {
       )) as unknown as { rows: { last: string }[] }[];
       const last = Number(results[1].rows[0].last);
       // A request alone in its batch needs no savepoint: its failure rolls back everything.
+      const t0 = performance.now();
       const savepoint = batch.length === 1 ? null : { open: false };
+      const cache = new BatchCache();
       for (const request of batch) {
-        const outcome = await this.runWork(qr, client, request, savepoint);
+        const outcome = await this.runWork(qr, client, request, savepoint, last + 1, cache);
         if (outcome.ok) done.push({ request, tx: outcome.tx, result: outcome.result });
         else failed.push({ request, error: outcome.error });
       }
@@ -179,10 +259,26 @@ export class RevisionLog {
         if (changes.length > 0) {
           revision = last + 1;
           planned = revision;
+          const t1 = performance.now();
           const { hosts } = await this.desired.plan(qr.manager, revision, changes, last);
-          await this.writeRevision(qr.manager, revision, [...hosts.keys()].sort(), changes, done);
-        }
-        await qr.commitTransaction();
+          const t2 = performance.now();
+          await this.writeRevision(
+            new Tx(qr.manager, revision, cache, client),
+            revision,
+            [...hosts.keys()].sort(),
+            changes,
+            done,
+          );
+          const t3 = performance.now();
+          await qr.commitTransaction();
+          const t4 = performance.now();
+          this.log.debug(
+            `batch of ${batch.length}: ${changes.length} changes, ${hosts.size} hosts; works ${(t1 - t0).toFixed(1)} ms, plan ${(t2 - t1).toFixed(1)} ms, write ${(t3 - t2).toFixed(1)} ms, commit ${(t4 - t3).toFixed(1)} ms`,
+          );
+          console.error(
+            `BATCH n=${batch.length} ch=${changes.length} works=${(t1 - t0).toFixed(1)} plan=${(t2 - t1).toFixed(1)} write=${(t3 - t2).toFixed(1)} commit=${(t4 - t3).toFixed(1)} hosts=${hosts.size}`,
+          );
+        } else await qr.commitTransaction();
       }
       if (planned !== undefined) {
         this.desired.settle(planned, true);
@@ -232,6 +328,8 @@ export class RevisionLog {
     client: PoolClient,
     request: Request,
     savepoint: { open: boolean } | null,
+    revision: number,
+    cache: BatchCache,
   ): Promise<{ ok: true; tx: Tx; result: unknown } | { ok: false; error: unknown }> {
     for (;;) {
       if (savepoint) {
@@ -240,11 +338,13 @@ export class RevisionLog {
         );
         savepoint.open = true;
       }
-      const tx = new Tx(qr.manager);
+      const tx = new Tx(qr.manager, revision, cache, client);
       try {
         const result = await request.work(tx);
+        cache.settle(tx, true);
         return { ok: true, tx, result };
       } catch (error) {
+        cache.settle(tx, false);
         const code = sqlState(error);
         const retryable = code !== undefined && RETRYABLE.has(code);
         if (!savepoint) {
@@ -268,7 +368,7 @@ export class RevisionLog {
    * revision, the revision stamped on the changed rows, the notification.
    */
   private async writeRevision(
-    m: EntityManager,
+    m: Tx,
     revision: number,
     hosts: string[],
     changes: Change[],
