@@ -172,14 +172,10 @@ export class InstancesService {
     });
     if (dupes.length > 0) throw new InvalidInput(dupes);
     const { result, revision } = await this.revisions.mutate(async (tx) => {
-      // Lock the networks in a fixed order so that concurrent bulks cannot deadlock.
-      const nets = new Map<string, NetworkEntity>();
-      for (const ref of [...new Set(items.map((i) => i.network))].sort()) {
-        nets.set(
-          ref,
-          await findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
-        );
-      }
+      const nets = await lockNetworks(
+        tx,
+        items.map((i) => i.network),
+      );
       return this.insertBulk(tx, items, nets);
     });
     const views = result.map((c) => this.created(c, revision));
