@@ -1,7 +1,5 @@
-import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import WebSocket from 'ws';
-import { applyDiff, type Resource } from '../../../libs/engine/src/index.js';
+import { EMPTY_DIFF, type Resource } from '../../../libs/engine/src/index.js';
 import {
   CLOSE,
   encode,
@@ -15,6 +13,8 @@ import {
   type AgentFrame,
 } from '../../../libs/protocol/src/index.js';
 import type { Dataplane } from './dataplane/dataplane.js';
+import { RECONNECT_DEFAULTS, ReconnectPolicy } from './reconnect.js';
+import { applyDiffInPlace, StateStore } from './state-store.js';
 
 export const AGENT_VERSION = '0.1.0';
 
@@ -32,6 +32,18 @@ export interface AgentOptions {
   /** Reconnect backoff: first delay and cap (full jitter in between). */
   backoffMinMs?: number;
   backoffMaxMs?: number;
+  /**
+   * After a working session closes (controller restart, dropped socket): retry within
+   * `fastRetryMaxMs` (uniform jitter) for `fastRetryWindowMs`, then back off (reconnect.ts).
+   */
+  fastRetryMaxMs?: number;
+  fastRetryWindowMs?: number;
+  /**
+   * A connection on which nothing (not even a pong to the ping sent with each heartbeat)
+   * came for this long is dropped and reconnected: a half-open socket to a controller
+   * host that vanished. 0 disables; default max(30 s, 3 heartbeats).
+   */
+  controllerTimeoutMs?: number;
   log?: (line: string) => void;
 }
 
@@ -44,14 +56,16 @@ export type AgentEvent =
       via: 'snapshot' | 'diff';
       errors: readonly ResourceError[];
     }
-  | { type: 'disconnected'; code: number; reason: string }
+  | { type: 'disconnected'; code: number; reason: string; retryInMs: number; fast: boolean }
   | { type: 'drift'; items: number };
 
 /**
  * The host agent: keeps one WebSocket to the controller, applies what it is sent through a
- * data plane, acknowledges, heartbeats, repairs drift, and reconnects with exponential
- * backoff and jitter. It never tears the data plane down because the controller went
- * away: the last desired state stays applied until the controller says otherwise.
+ * data plane, acknowledges, heartbeats, repairs drift, and reconnects (quickly after a
+ * working session ended, with exponential backoff and jitter otherwise: reconnect.ts). It
+ * persists each frame before acknowledging it (state-store.ts). It never tears the data
+ * plane down because the controller went away: the last desired state stays applied until
+ * the controller says otherwise.
  */
 export class Agent {
   private socket: WebSocket | undefined;
@@ -60,7 +74,11 @@ export class Agent {
   /** The id of the controller database the applied state came from. */
   private cluster: string | undefined;
   private stopped = false;
-  private attempt = 0;
+  private readonly reconnect: ReconnectPolicy;
+  private readonly store: StateStore | undefined;
+  /** Frames received and not yet applied. */
+  private pending = 0;
+  private lastHeard = 0;
   private queue: Promise<void> = Promise.resolve();
   private timers: NodeJS.Timeout[] = [];
   private reconnectTimer: NodeJS.Timeout | undefined;
@@ -69,12 +87,21 @@ export class Agent {
   /** Counts of what was received, for tests and benchmarks. */
   readonly received = { snapshot: 0, diff: 0, error: 0, bytes: 0 };
 
-  constructor(private readonly o: AgentOptions) {}
+  constructor(private readonly o: AgentOptions) {
+    this.reconnect = new ReconnectPolicy({
+      backoffMinMs: o.backoffMinMs ?? RECONNECT_DEFAULTS.backoffMinMs,
+      backoffMaxMs: o.backoffMaxMs ?? RECONNECT_DEFAULTS.backoffMaxMs,
+      fastRetryMaxMs: o.fastRetryMaxMs ?? RECONNECT_DEFAULTS.fastRetryMaxMs,
+      fastRetryWindowMs: o.fastRetryWindowMs ?? RECONNECT_DEFAULTS.fastRetryWindowMs,
+    });
+    this.store = o.stateDir ? new StateStore(o.stateDir, (l) => this.say(l)) : undefined;
+  }
 
   get appliedRevision(): number {
     return this.applied;
   }
 
+  /** The desired state as applied: a live view, updated in place by each frame. */
   desiredState(): ReadonlyMap<string, Resource> {
     return this.desired;
   }
@@ -94,21 +121,22 @@ export class Agent {
 
   /** Restores what was applied before a restart, then connects. */
   async start(): Promise<void> {
-    const saved = this.load();
+    const saved = this.store?.load();
     if (saved) {
-      this.desired = new Map(saved.resources.map((r) => [r.key, r]));
+      this.desired = saved.resources;
       this.applied = saved.revision;
       this.cluster = saved.cluster;
-      const errors = await this.o.dataplane.sync(saved.resources);
+      const errors = await this.o.dataplane.sync([...saved.resources.values()]);
       this.synced = true;
+      // Start with an empty journal (and drop a torn last line, if any).
+      if (this.store!.pendingJournalBytes > 0) this.store!.compact(this.state());
       this.say(
-        `restored revision ${saved.revision} (${saved.resources.length} resources, ${errors.length} errors)`,
+        `restored revision ${saved.revision} (${saved.resources.size} resources, ${saved.replayed} journal entries, ${errors.length} errors)`,
       );
     }
     const hb = this.o.heartbeatMs ?? 10_000;
-    this.timers.push(
-      setInterval(() => this.send({ type: 'heartbeat', appliedRevision: this.applied }), hb),
-    );
+    const timeout = this.o.controllerTimeoutMs ?? Math.max(30_000, 3 * hb);
+    this.timers.push(setInterval(() => this.heartbeat(timeout), hb));
     const drift = this.o.driftIntervalMs ?? 0;
     if (drift > 0)
       this.timers.push(setInterval(() => this.enqueue(() => this.checkDrift()), drift));
@@ -128,7 +156,23 @@ export class Agent {
       });
     }
     await this.queue;
+    if (this.store) {
+      if (this.store.pendingJournalBytes > 0) this.store.compact(this.state());
+      this.store.close();
+    }
     await this.o.dataplane.close();
+  }
+
+  private heartbeat(timeoutMs: number): void {
+    const s = this.socket;
+    if (s?.readyState !== WebSocket.OPEN) return;
+    if (timeoutMs > 0 && Date.now() - this.lastHeard > timeoutMs) {
+      this.say(`nothing from the controller for ${timeoutMs} ms: reconnecting`);
+      s.terminate();
+      return;
+    }
+    this.send({ type: 'heartbeat', appliedRevision: this.applied });
+    if (timeoutMs > 0) s.ping();
   }
 
   private connect(): void {
@@ -138,7 +182,10 @@ export class Agent {
       handshakeTimeout: 5000,
     });
     this.socket = s;
+    let opened = false;
     s.on('open', () => {
+      opened = true;
+      this.lastHeard = Date.now();
       this.send({
         type: 'hello',
         host: this.o.host,
@@ -148,7 +195,9 @@ export class Agent {
         ...(this.cluster ? { cluster: this.cluster } : {}),
       });
     });
+    s.on('pong', () => (this.lastHeard = Date.now()));
     s.on('message', (data: Buffer) => {
+      this.lastHeard = Date.now();
       this.received.bytes += data.length;
       const parsed = parseControllerFrame(data.toString('utf8'));
       if (!parsed.ok) {
@@ -161,22 +210,40 @@ export class Agent {
         this.say(`controller says: ${f.code}: ${f.message}`);
         return;
       }
-      this.attempt = 0;
-      this.enqueue(() => this.handle(f));
+      this.reconnect.worked();
+      this.pending++;
+      this.enqueue(() => this.handle(f).finally(() => this.pending--));
     });
     s.on('error', (e) => this.say(`connection error: ${e.message}`));
     s.on('close', (code, reason) => {
       if (this.socket !== s) return;
       this.socket = undefined;
-      this.emit({ type: 'disconnected', code, reason: reason.toString() });
-      if (this.stopped) return;
+      if (this.stopped) {
+        this.emit({
+          type: 'disconnected',
+          code,
+          reason: reason.toString(),
+          retryInMs: 0,
+          fast: false,
+        });
+        return;
+      }
+      // The data plane stays as it is meanwhile.
+      const { delayMs, fast } = this.reconnect.next(code);
       if (code === CLOSE.POLICY || code === CLOSE.VERSION)
         this.say(`refused by the controller (${code} ${reason.toString()})`);
-      // Exponential backoff with full jitter; the data plane stays as it is meanwhile.
-      const min = this.o.backoffMinMs ?? 500;
-      const max = this.o.backoffMaxMs ?? 30_000;
-      const delay = Math.random() * Math.min(max, min * 2 ** this.attempt++);
-      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+      else if (opened)
+        this.say(
+          `disconnected (${code}${reason.length ? ` ${reason.toString()}` : ''}): reconnecting in ${Math.round(delayMs)} ms${fast ? ' (fast retry)' : ''}`,
+        );
+      this.emit({
+        type: 'disconnected',
+        code,
+        reason: reason.toString(),
+        retryInMs: delayMs,
+        fast,
+      });
+      this.reconnectTimer = setTimeout(() => this.connect(), delayMs);
     });
   }
 
@@ -201,15 +268,21 @@ export class Agent {
     const errors = await this.o.dataplane.sync(f.resources);
     this.synced = true;
     this.desired = new Map(f.resources.map((r) => [r.key, r]));
-    this.done(f.revision, 'snapshot', errors);
+    this.applied = f.revision;
+    // A snapshot costs the size of the state anyway: it becomes the new base on disk.
+    this.store?.compact(this.state());
+    await this.done(f.revision, 'snapshot', errors);
   }
 
   private async onDiff(f: DiffFrame): Promise<void> {
     this.received.diff++;
     if (f.toRevision <= this.applied) {
       // Already there (e.g. the in-sync answer to a hello): say so again.
-      this.cluster = f.cluster;
-      this.done(this.applied, 'diff', []);
+      if (f.cluster !== this.cluster) {
+        this.cluster = f.cluster;
+        this.store?.append(this.applied, this.applied, f.cluster, EMPTY_DIFF, () => this.state());
+      }
+      await this.done(this.applied, 'diff', []);
       return;
     }
     if (f.fromRevision > this.applied) {
@@ -219,19 +292,34 @@ export class Agent {
       return;
     }
     const errors = await this.o.dataplane.apply(f);
-    this.desired = applyDiff(this.desired, f);
+    // In place: what this costs is the size of the diff, not of the state.
+    applyDiffInPlace(this.desired, f);
+    const from = this.applied;
+    this.applied = f.toRevision;
     this.cluster = f.cluster;
+    // Durable (in the kernel) before the ack below says so.
+    this.store?.append(from, f.toRevision, f.cluster, f, () => this.state());
     // A diff applied on top of a known base (the empty state at revision 0, a snapshot or
     // the restored state) leaves the whole desired state known: drift checks may start.
     // Without this, an agent that started fresh and was brought forward by diffs only
     // (the controller answers `hello` at revision 0 with a diff) never repaired drift.
     this.synced = true;
-    this.done(f.toRevision, 'diff', errors);
+    await this.done(f.toRevision, 'diff', errors);
   }
 
-  private done(revision: number, via: 'snapshot' | 'diff', errors: readonly ResourceError[]): void {
-    this.applied = revision;
-    this.save();
+  private state() {
+    return { revision: this.applied, cluster: this.cluster, resources: this.desired };
+  }
+
+  /** Acknowledges a frame whose state is already persisted. */
+  private async done(
+    revision: number,
+    via: 'snapshot' | 'diff',
+    errors: readonly ResourceError[],
+  ): Promise<void> {
+    // Nothing else to apply: let the data plane write what it defers (the memory data
+    // plane's dump file) so that what was acknowledged can be read back at once.
+    if (this.pending <= 1) await this.o.dataplane.flush?.();
     if (errors.length > 0) this.send({ type: 'status', revision, errors });
     else this.send({ type: 'ack', revision });
     this.emit({ type: 'applied', revision, via, errors });
@@ -246,42 +334,5 @@ export class Agent {
     );
     this.send({ type: 'drift', revision: this.applied, items });
     this.emit({ type: 'drift', items: items.length });
-  }
-
-  private statePath(): string | undefined {
-    return this.o.stateDir ? join(this.o.stateDir, 'state.json') : undefined;
-  }
-
-  private load(): { revision: number; cluster?: string; resources: Resource[] } | undefined {
-    const p = this.statePath();
-    if (!p || !existsSync(p)) return undefined;
-    try {
-      const v = JSON.parse(readFileSync(p, 'utf8')) as {
-        revision: number;
-        cluster?: string;
-        resources: Resource[];
-      };
-      if (Number.isSafeInteger(v.revision) && Array.isArray(v.resources)) return v;
-    } catch {
-      // fall through: a damaged file means starting from a snapshot
-    }
-    this.say(`ignoring unreadable ${p}`);
-    return undefined;
-  }
-
-  /** Written atomically (rename), so a crash leaves the old or the new state, never half. */
-  private save(): void {
-    const p = this.statePath();
-    if (!p) return;
-    mkdirSync(this.o.stateDir!, { recursive: true });
-    writeFileSync(
-      `${p}.tmp`,
-      JSON.stringify({
-        revision: this.applied,
-        cluster: this.cluster,
-        resources: [...this.desired.values()],
-      }),
-    );
-    renameSync(`${p}.tmp`, p);
   }
 }

@@ -1,12 +1,20 @@
 #!/usr/bin/env node
 import { parseArgs } from 'node:util';
 import { Agent } from './agent.js';
+import { RECONNECT_DEFAULTS } from './reconnect.js';
 import { createDataplane } from './dataplane/factory.js';
 
 const USAGE = `usage: lattice-agent --controller ws://HOST:PORT/agent --host NAME --token TOKEN
                      --dataplane linux|memory [--netns NS] [--uplink eth0]
                      [--state-dir DIR] [--instance-netns-prefix lt]
                      [--heartbeat-ms 10000] [--drift-interval-ms 10000]
+                     [--backoff-min-ms 500] [--backoff-max-ms 30000]
+                     [--fast-retry-max-ms 1000] [--fast-retry-window-ms 30000]
+                     [--controller-timeout-ms N]
+After a working session ends (e.g. the controller restarts) the agent retries within
+--fast-retry-max-ms for --fast-retry-window-ms, then with exponential backoff from
+--backoff-min-ms up to --backoff-max-ms (refusals: always the backoff). A connection
+silent for --controller-timeout-ms (default max(30000, 3 heartbeats); 0: never) is dropped.
 The token may also come from LATTICE_AGENT_TOKEN.`;
 
 function fail(message: string): never {
@@ -36,6 +44,11 @@ async function main(): Promise<void> {
         'instance-netns-prefix': { type: 'string', default: 'lt' },
         'heartbeat-ms': { type: 'string' },
         'drift-interval-ms': { type: 'string' },
+        'backoff-min-ms': { type: 'string' },
+        'backoff-max-ms': { type: 'string' },
+        'fast-retry-max-ms': { type: 'string' },
+        'fast-retry-window-ms': { type: 'string' },
+        'controller-timeout-ms': { type: 'string' },
         help: { type: 'boolean' },
       },
       strict: true,
@@ -61,17 +74,47 @@ async function main(): Promise<void> {
     stateDir,
     instanceNetnsPrefix: values['instance-netns-prefix'],
   });
+  const heartbeatMs = integer('heartbeat-ms', values['heartbeat-ms'], 10_000);
+  const backoffMinMs = integer(
+    'backoff-min-ms',
+    values['backoff-min-ms'],
+    RECONNECT_DEFAULTS.backoffMinMs,
+  );
+  const backoffMaxMs = integer(
+    'backoff-max-ms',
+    values['backoff-max-ms'],
+    RECONNECT_DEFAULTS.backoffMaxMs,
+  );
+  if (backoffMinMs < 1 || backoffMaxMs < backoffMinMs)
+    fail('--backoff-min-ms must be at least 1 and at most --backoff-max-ms');
   const agent = new Agent({
     controller: values.controller,
     host: values.host,
     token,
     dataplane,
     stateDir,
-    heartbeatMs: integer('heartbeat-ms', values['heartbeat-ms'], 10_000),
+    heartbeatMs,
     driftIntervalMs: integer(
       'drift-interval-ms',
       values['drift-interval-ms'],
       values.dataplane === 'linux' ? 10_000 : 0,
+    ),
+    backoffMinMs,
+    backoffMaxMs,
+    fastRetryMaxMs: integer(
+      'fast-retry-max-ms',
+      values['fast-retry-max-ms'],
+      RECONNECT_DEFAULTS.fastRetryMaxMs,
+    ),
+    fastRetryWindowMs: integer(
+      'fast-retry-window-ms',
+      values['fast-retry-window-ms'],
+      RECONNECT_DEFAULTS.fastRetryWindowMs,
+    ),
+    controllerTimeoutMs: integer(
+      'controller-timeout-ms',
+      values['controller-timeout-ms'],
+      Math.max(30_000, 3 * heartbeatMs),
     ),
     log: (line) => console.log(`${new Date().toISOString()} ${line}`),
   });

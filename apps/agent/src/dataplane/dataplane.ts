@@ -29,6 +29,9 @@ export interface DriftItem {
  *   from the first complete `sync` on.
  * - `checkDrift(desired)` reads the applied state back (the kernel for `linux`), compares
  *   it with `desired`, repairs what it can and reports what differed.
+ * - `flush()` (optional) writes out whatever the data plane defers; the agent calls it
+ *   before acknowledging the last frame it has received, so an idle agent's data plane is
+ *   complete when its ack arrives.
  * - Nothing here removes anything because the controller went away.
  */
 export interface Dataplane {
@@ -36,5 +39,6 @@ export interface Dataplane {
   apply(diff: Diff): Promise<ResourceError[]>;
   sync(resources: readonly Resource[]): Promise<ResourceError[]>;
   checkDrift(desired: ReadonlyMap<string, Resource>): Promise<DriftItem[]>;
+  flush?(): Promise<void>;
   close(): Promise<void>;
 }

@@ -16,8 +16,20 @@ import type { Dataplane, DriftItem, ResourceError } from './dataplane.js';
 export class MemoryDataplane implements Dataplane {
   readonly name = 'memory' as const;
 
-  /** `dumpFile`: the table is written there after every change (for tests of agent processes). */
-  constructor(private readonly dumpFile?: string) {}
+  /**
+   * `dumpFile`: the table is written there (atomically, as a JSON array of resources) for
+   * tests of agent processes: at most `dumpEveryMs` after a change, on `flush()` (which the
+   * agent calls before acknowledging the last frame it has received, so an idle agent's
+   * file is complete when its ack arrives) and on `close()`. A burst of diffs thus costs
+   * one write of the table per `dumpEveryMs`, not one per diff.
+   */
+  constructor(
+    private readonly dumpFile?: string,
+    private readonly dumpEveryMs = 50,
+  ) {}
+
+  private dirty = false;
+  private dumpTimer: NodeJS.Timeout | undefined;
 
   private readonly table = new Map<string, Resource>();
   /** Every apply, in order (for tests of what the agent received). */
@@ -91,10 +103,25 @@ export class MemoryDataplane implements Dataplane {
     return Promise.resolve(items);
   }
 
+  /** Marks the table changed; the file is written within `dumpEveryMs` (or on flush). */
   private dump(): void {
     if (!this.dumpFile) return;
+    this.dirty = true;
+    this.dumpTimer ??= setTimeout(() => this.writeDump(), this.dumpEveryMs);
+  }
+
+  private writeDump(): void {
+    clearTimeout(this.dumpTimer);
+    this.dumpTimer = undefined;
+    if (!this.dirty || !this.dumpFile) return;
+    this.dirty = false;
     writeFileSync(`${this.dumpFile}.tmp`, JSON.stringify([...this.table.values()]));
     renameSync(`${this.dumpFile}.tmp`, this.dumpFile);
+  }
+
+  flush(): Promise<void> {
+    this.writeDump();
+    return Promise.resolve();
   }
 
   /** Test hook: change the applied table behind the agent's back. */
@@ -103,6 +130,7 @@ export class MemoryDataplane implements Dataplane {
   }
 
   close(): Promise<void> {
+    this.writeDump();
     return Promise.resolve();
   }
 }
