@@ -30,11 +30,7 @@ export function bgpSpeaker(
     if (s.id === host.id) continue;
     const peerIsReflector = ix.reflectors.has(s.id);
     if (rrMode && !isReflector && !peerIsReflector) continue;
-    peers.push({
-      address: s.underlayIp,
-      asn: s.asn ?? DEFAULT_ASN,
-      rrClient: rrMode && isReflector && !peerIsReflector,
-    });
+    peers.push(peerOf(s, rrMode && isReflector && !peerIsReflector));
   }
   return resource('bgp', {
     asn: host.asn ?? DEFAULT_ASN,
@@ -44,4 +40,17 @@ export function bgpSpeaker(
     interfaces: [...new Set(announce.values())].sort(),
     peers,
   });
+}
+
+/**
+ * A speaker as a peer, one object per (host, rrClient) shared by every speaker's peer list
+ * (a full mesh of n speakers would otherwise hold n² peer objects). Host objects are
+ * immutable: a changed host is a new object, hence a new entry.
+ */
+const peers = new WeakMap<Host, { plain?: BgpPeer; rrClient?: BgpPeer }>();
+function peerOf(s: Host, rrClient: boolean): BgpPeer {
+  let p = peers.get(s);
+  if (!p) peers.set(s, (p = {}));
+  const slot = rrClient ? 'rrClient' : 'plain';
+  return (p[slot] ??= { address: s.underlayIp, asn: s.asn ?? DEFAULT_ASN, rrClient });
 }

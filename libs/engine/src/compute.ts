@@ -1,7 +1,7 @@
 import type { Topology } from '../../model/src/index.js';
 import { bgpSpeaker, isSpeaker } from './bgp.js';
 import { filterFor } from './isolation.js';
-import { NetworkOnHost, type HostSink } from './models/model.js';
+import { contribute, NetworkOnHost, type HostSink } from './models/model.js';
 import { MODELS } from './models/registry.js';
 import { resource, type Resource } from './resources.js';
 import { TopologyIndex } from './topology-index.js';
@@ -44,7 +44,7 @@ export function computeHost(ix: TopologyIndex, hostId: string): Map<string, Reso
   for (const nid of present) {
     const network = ix.networks.get(nid)!;
     const ctx = new NetworkOnHost(ix, host, network);
-    MODELS[network.model].contribute(ctx, sink);
+    contribute(MODELS[network.model], ctx, sink);
     if (sink.resources.has(`bridge:${ctx.bridge}`)) {
       sink.add(filterFor(ix, network, ctx.bridge, presentSet));
     }

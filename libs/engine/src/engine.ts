@@ -13,7 +13,16 @@ import { NetworkOnHost, type HostSink } from './models/model.js';
 import { MODELS } from './models/registry.js';
 import { bridgeName } from './names.js';
 import { resource, type Resource } from './resources.js';
-import { computeShare, Interner, ListSink, Share, shareFilter } from './share.js';
+import {
+  computeShare,
+  Interner,
+  ListSink,
+  RemoteParts,
+  Share,
+  type RemotePart,
+  shareFilter,
+  type ShareAsks,
+} from './share.js';
 import { effectiveSpeakers, TopologyIndex } from './topology-index.js';
 
 /** An API-level change to the topology. Upserts carry the whole new object. */
@@ -157,6 +166,8 @@ export class DesiredStateEngine {
   private readonly nodes = new Map<string, HostNode>();
   private readonly interner = new Interner();
   private pass: Pass | null = null;
+  /** The remote hosts' parts, shared by the shares computed in one phase (index unchanged). */
+  private remote: RemoteParts | null = null;
   /** The per-instance deltas of the change being processed, by share. */
   private readonly pending = new Map<
     Share,
@@ -166,10 +177,13 @@ export class DesiredStateEngine {
 
   constructor(topology: Topology) {
     this.ix = TopologyIndex.from(topology);
+    this.remote = new RemoteParts(this.interner, true);
     for (const id of this.ix.hosts.keys()) {
       this.reconcile(id, NO_NETWORKS);
       this.refreshHostWide(id);
     }
+    this.remote.finish();
+    this.remote = null;
     this.counters = newCounters();
   }
 
@@ -216,7 +230,11 @@ export class DesiredStateEngine {
         this.counters.changes[c.type][pass.recomputing ? 'recomputed' : 'handled']++;
       }
       this.widenForBgp(pass, reflectorsBefore, bgpDirty);
-      for (const [h, nets] of pass.dirty) this.reconcile(h, nets);
+      if (pass.dirty.size > 0) {
+        this.remote = new RemoteParts(this.interner, false);
+        for (const [h, nets] of pass.dirty) this.reconcile(h, nets);
+        this.remote = null;
+      }
       for (const h of pass.hostWide) this.refreshHostWide(h);
 
       const hosts = new Map<string, HostUpdate>();
@@ -231,6 +249,7 @@ export class DesiredStateEngine {
       return { hosts, recomputed: visited.size };
     } finally {
       this.pass = null;
+      this.remote = null;
     }
   }
 
@@ -507,13 +526,29 @@ export class DesiredStateEngine {
     presentSet: ReadonlySet<string>,
   ): boolean {
     this.counters.sharesComputed++;
-    const c = computeShare(this.ix, host, this.ix.networks.get(share.networkId)!, presentSet);
-    for (const key of share.resources.keys()) {
-      if (!c.resources.has(key)) this.shareDelete(node, share, key);
-    }
-    for (const r of c.resources.values()) {
-      const cur = share.resources.get(r.key);
-      if (!cur || !resourceEquals(cur, r)) this.shareSet(node, share, r);
+    const network = this.ix.networks.get(share.networkId)!;
+    let c: ShareAsks;
+    if (share.resources.size === 0) {
+      // A new share: computed in place, its resources interned and added to the state.
+      c = computeShare(this.ix, host, network, presentSet, share.resources, this.remote);
+      if (c.split && this.pass === null) this.addFresh(node, share, c.split.own, c.split.parts);
+      else {
+        for (const [key, r] of share.resources) {
+          const v = this.interner.intern(r);
+          if (v !== r) share.resources.set(key, v);
+          this.stateAdd(node, share, key, v);
+        }
+      }
+    } else {
+      const next = new Map<string, Resource>();
+      c = computeShare(this.ix, host, network, presentSet, next, this.remote);
+      for (const key of share.resources.keys()) {
+        if (!next.has(key)) this.shareDelete(node, share, key);
+      }
+      for (const r of next.values()) {
+        const cur = share.resources.get(r.key);
+        if (!cur || !resourceEquals(cur, r)) this.shareSet(node, share, r);
+      }
     }
     const changed =
       share.forwarding !== c.forwarding ||
@@ -524,6 +559,44 @@ export class DesiredStateEngine {
     share.announced = c.announced;
     share.collided = c.collided;
     return changed;
+  }
+
+  /**
+   * Full compute: a new share's resources (`own` and pinned remote `parts`, which hold no key
+   * twice) are interned and added to the host's state. Nothing was written before, so the
+   * state's size says whether another share already holds a key (the NBMA tunnel device, GRE
+   * neighbours), which the duplicate tracking then resolves.
+   */
+  private addFresh(
+    node: HostNode,
+    share: Share,
+    own: readonly Resource[],
+    parts: readonly RemotePart[],
+  ): void {
+    const state = node.state;
+    let n = state.size;
+    for (const r of own) {
+      const v = this.interner.intern(r);
+      if (v !== r) share.resources.set(r.key, v);
+      if (state.set(r.key, v).size === n) this.stateSet(node, share, r.key, v, undefined);
+      else n++;
+    }
+    for (const part of parts) {
+      this.interner.retain(part);
+      for (const r of part.resources) {
+        if (state.set(r.key, r).size === n) this.stateSet(node, share, r.key, r, undefined);
+        else n++;
+      }
+    }
+    this.counters.resourceOps += share.resources.size;
+  }
+
+  /** Adds a key a share now holds (as `v`) to the host's state. */
+  private stateAdd(node: HostNode, share: Share, key: string, v: Resource): void {
+    if (node.state.has(key)) return this.stateSet(node, share, key, v, undefined);
+    if (this.pass) this.remember(this.pass, node, key, undefined);
+    node.state.set(key, v);
+    this.counters.resourceOps++;
   }
 
   /** The filter names the peers present on the host: refreshed when presence may change. */
@@ -551,6 +624,17 @@ export class DesiredStateEngine {
     const v = this.interner.intern(r);
     share.resources.set(key, v);
     if (old) this.interner.release(old);
+    this.stateSet(node, share, key, v, old);
+  }
+
+  /** The host state's value for a key a share now holds as `v` (it held `old` before). */
+  private stateSet(
+    node: HostNode,
+    share: Share,
+    key: string,
+    v: Resource,
+    old: Resource | undefined,
+  ): void {
     const dups = node.dups?.get(key);
     if (dups) {
       dups.set(share.networkId, v);
@@ -591,15 +675,17 @@ export class DesiredStateEngine {
   private write(node: HostNode, key: string, r: Resource | undefined): void {
     const cur = node.state.get(key);
     if (cur === r) return;
-    const pass = this.pass;
-    if (pass) {
-      let before = pass.before.get(node.id);
-      if (!before) pass.before.set(node.id, (before = new Map<string, Resource | undefined>()));
-      if (!before.has(key)) before.set(key, cur);
-    }
+    if (this.pass) this.remember(this.pass, node, key, cur);
     if (r) node.state.set(key, r);
     else node.state.delete(key);
     this.counters.resourceOps++;
+  }
+
+  /** Records a key's value before this apply (the first time it is written). */
+  private remember(pass: Pass, node: HostNode, key: string, cur: Resource | undefined): void {
+    let before = pass.before.get(node.id);
+    if (!before) pass.before.set(node.id, (before = new Map<string, Resource | undefined>()));
+    if (!before.has(key)) before.set(key, cur);
   }
 
   /** Sysctls from the shares' asks, and the BGP speaker (computeHost's host-wide tail). */

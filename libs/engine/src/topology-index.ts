@@ -33,6 +33,8 @@ export class TopologyIndex {
   private readonly netsByHost = new Map<string, Map<string, number>>();
   private readonly routersByNet = new Map<string, Set<string>>();
   private readonly blocksByNetHost = new Map<string, Map<string, Set<string>>>();
+  /** byNetHost's instance maps, sorted by id (dropped when the map changes). */
+  private readonly sortedCache = new WeakMap<ReadonlyMap<string, Instance>, readonly Instance[]>();
   /** Existing hosts labelled as BGP route reflectors. */
   readonly reflectors = new Set<string>();
   /** Hosts whose present networks include a `routed`/`bgp` network (maintained by refreshBgp). */
@@ -91,6 +93,7 @@ export class TopologyIndex {
     let insts = hosts.get(i.hostId);
     if (!insts) hosts.set(i.hostId, (insts = new Map<string, Instance>()));
     insts.set(i.id, i);
+    this.sortedCache.delete(insts);
     let nets = this.netsByHost.get(i.hostId);
     if (!nets) this.netsByHost.set(i.hostId, (nets = new Map<string, number>()));
     nets.set(i.networkId, (nets.get(i.networkId) ?? 0) + 1);
@@ -103,6 +106,7 @@ export class TopologyIndex {
     const hosts = this.byNetHost.get(old.networkId)!;
     const insts = hosts.get(old.hostId)!;
     insts.delete(id);
+    this.sortedCache.delete(insts);
     if (insts.size === 0) hosts.delete(old.hostId);
     if (hosts.size === 0) this.byNetHost.delete(old.networkId);
     const nets = this.netsByHost.get(old.hostId)!;
@@ -164,6 +168,19 @@ export class TopologyIndex {
   /** Instances of a network on a host, in insertion order. */
   instancesOn(networkId: string, hostId: string): Iterable<Instance> {
     return this.byNetHost.get(networkId)?.get(hostId)?.values() ?? [];
+  }
+
+  /** Instances of a network on a host, sorted by id (cached until they change). */
+  sortedInstancesOn(networkId: string, hostId: string): readonly Instance[] {
+    const insts = this.byNetHost.get(networkId)?.get(hostId);
+    if (!insts) return NO_INSTANCES;
+    let sorted = this.sortedCache.get(insts);
+    if (!sorted) {
+      // Default sort of the ids (code unit order, as cmp) runs without a JS comparator.
+      sorted = [...insts.keys()].sort().map((id) => insts.get(id)!);
+      this.sortedCache.set(insts, sorted);
+    }
+    return sorted;
   }
 
   hasInstancesOn(networkId: string, hostId: string): boolean {
@@ -274,6 +291,8 @@ export class TopologyIndex {
     return hosts;
   }
 }
+
+const NO_INSTANCES: readonly Instance[] = [];
 
 export function effectiveSpeakers(
   bgpHosts: ReadonlySet<string>,

@@ -6,9 +6,7 @@ import { nothing, sharedSubnetBase, sharedSubnetPort } from './common.js';
  * plugged in; nothing is built toward other hosts, so every host is an island.
  */
 export const bridgeModel: NetworkModelPlan = {
-  contribute(ctx, sink) {
-    sharedSubnetBase(ctx, sink, null);
-  },
+  base: sharedSubnetBase,
   local(ctx, i, sink) {
     sharedSubnetPort(ctx, i, sink, null);
   },

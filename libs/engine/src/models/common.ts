@@ -1,17 +1,4 @@
-import {
-  cidrContains,
-  firstUsable as firstUsableInt,
-  intToIp,
-  parseCidr,
-  prefixLength,
-  type Instance,
-} from '../../../model/src/index.js';
-
-/** The first usable address of a block: the host's gateway for it. */
-function firstUsable(cidr: string): string | null {
-  const c = parseCidr(cidr);
-  return c ? intToIp(firstUsableInt(c)) : null;
-}
+import { contains, ipToInt, type Instance } from '../../../model/src/index.js';
 import { networkGatewayMac, vethName as vethOf } from '../names.js';
 import { resource, type PortFlags } from '../resources.js';
 import type { HostSink, NetworkOnHost } from './model.js';
@@ -27,33 +14,28 @@ export const FABRIC_INSTANCE_FLAGS: PortFlags = {
 
 /**
  * An L2 network with one subnet spanning hosts (bridge, vlan, overlay vxlan, fabric): the
- * bridge, the router gateway when attached, and the local instances' ports.
+ * bridge and the router gateway when attached (the local instances' ports are
+ * sharedSubnetPort).
  */
-export function sharedSubnetBase(
-  ctx: NetworkOnHost,
-  sink: HostSink,
-  portFlags: PortFlags | null,
-): void {
+export function sharedSubnetBase(ctx: NetworkOnHost, sink: HostSink): void {
   const { network, bridge, mtu } = ctx;
   sink.add(resource('bridge', { name: bridge, network: network.id, mtu, mac: ctx.routerMac }));
-  const plen = prefixLength(network.cidr) ?? 32;
   const gateway = ctx.routed ? network.gateway : null;
   if (gateway !== null) {
-    sink.add(resource('address', { dev: bridge, address: `${gateway}/${plen}` }));
+    sink.add(resource('address', { dev: bridge, address: `${gateway}/${ctx.subnetPrefix}` }));
     sink.needForwarding();
   }
-  for (const i of ctx.local) sharedSubnetPort(ctx, i, sink, portFlags);
 }
 
-/** The port of one local instance of a shared-subnet network (as sharedSubnetBase emits it). */
+/** The port of one local instance of a shared-subnet network. */
 export function sharedSubnetPort(
   ctx: NetworkOnHost,
   i: Instance,
   sink: HostSink,
   portFlags: PortFlags | null,
 ): void {
-  const plen = prefixLength(ctx.network.cidr) ?? 32;
-  sink.add(port(ctx, i, `${i.ip}/${plen}`, ctx.routed ? ctx.network.gateway : null, portFlags));
+  const gateway = ctx.routed ? ctx.network.gateway : null;
+  sink.add(port(ctx, i, `${i.ip}/${ctx.subnetPrefix}`, gateway, portFlags));
 }
 
 /** An instance's attachment to the network's bridge on this host. */
@@ -80,12 +62,13 @@ function port(
 
 /**
  * A block-based network (routed, overlay ipip/gre) on a host with instances: the bridge with
- * the gateway (first usable address) of every local block, and the ports. Instances get the
- * prefix of the block that contains their address, and that block's gateway.
+ * the gateway (first usable address) of every local block; returns the local blocks. The
+ * ports are blockPort: instances get the prefix of the block that contains their address,
+ * and that block's gateway.
  */
 export function blockBase(ctx: NetworkOnHost, sink: HostSink): readonly string[] {
   const { network, bridge, mtu } = ctx;
-  const blocks = ctx.blocksOf(ctx.host.id);
+  const blocks = ctx.localBlocks;
   sink.add(
     resource('bridge', {
       name: bridge,
@@ -94,30 +77,20 @@ export function blockBase(ctx: NetworkOnHost, sink: HostSink): readonly string[]
       mac: ctx.routerMac ?? networkGatewayMac(network.id),
     }),
   );
-  for (const b of blocks) {
-    const gw = firstUsable(b);
-    if (gw) sink.add(resource('address', { dev: bridge, address: `${gw}/${prefixLength(b)}` }));
+  for (const b of ctx.localBlocksParsed) {
+    sink.add(resource('address', { dev: bridge, address: `${b.gateway}/${b.prefix}` }));
   }
-  for (const i of ctx.local) blockPortOf(ctx, i, blocks, sink);
   return blocks;
 }
 
-/** The port of one local instance of a block-based network (as blockBase emits it). */
+/** The port of one local instance of a block-based network. */
 export function blockPort(ctx: NetworkOnHost, i: Instance, sink: HostSink): void {
-  blockPortOf(ctx, i, ctx.blocksOf(ctx.host.id), sink);
-}
-
-function blockPortOf(
-  ctx: NetworkOnHost,
-  i: Instance,
-  blocks: readonly string[],
-  sink: HostSink,
-): void {
-  const block = blocks.find((b) => cidrContains(b, i.ip));
+  const ip = ipToInt(i.ip);
+  const block = Number.isNaN(ip) ? undefined : ctx.localBlocksParsed.find((b) => contains(b, ip));
   // Fail closed: an address outside every local block gets a host route and no gateway
   // (nothing routes toward it anyway).
-  const address = block ? `${i.ip}/${prefixLength(block)}` : `${i.ip}/32`;
-  sink.add(port(ctx, i, address, block ? firstUsable(block) : null, null));
+  const address = block ? `${i.ip}/${block.prefix}` : `${i.ip}/32`;
+  sink.add(port(ctx, i, address, block ? block.gateway : null, null));
 }
 
 /** For models without per-instance or per-host state toward other hosts. */

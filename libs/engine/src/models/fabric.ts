@@ -1,7 +1,7 @@
 import { uplinkName, VXLAN_PORT, vxlanName, vethName } from '../names.js';
 import { resource, type PortFlags } from '../resources.js';
 import type { Host, Instance } from '../../../model/src/index.js';
-import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
+import type { HostSink, NetworkModelPlan, NetworkOnHost, NetworkView } from './model.js';
 import { FABRIC_INSTANCE_FLAGS, nothing, sharedSubnetBase, sharedSubnetPort } from './common.js';
 
 /** The transport port (VXLAN device or uplink): no learning/flooding, broadcasts still out. */
@@ -28,10 +28,10 @@ const FABRIC_UPLINK_FLAGS: PortFlags = { ...FABRIC_VXLAN_FLAGS, neighSuppress: t
  * bcast_flood off. Transport null means the default, `vxlan`.
  */
 export const fabricModel: NetworkModelPlan = {
-  contribute(ctx, sink) {
+  base(ctx, sink) {
     if (failsClosed(ctx)) return;
     const { network, host, bridge } = ctx;
-    sharedSubnetBase(ctx, sink, FABRIC_INSTANCE_FLAGS);
+    sharedSubnetBase(ctx, sink);
     if (network.transport === 'vlan') {
       const vlanId = network.vlanId!;
       sink.add(
@@ -60,10 +60,6 @@ export const fabricModel: NetworkModelPlan = {
         }),
       );
     }
-    for (const i of ctx.local) localEntries(ctx, i, sink);
-    for (const g of ctx.remoteHosts()) {
-      for (const i of ctx.instancesOn(g.id)) remoteEntries(ctx, g, i, sink);
-    }
   },
   local(ctx, i, sink) {
     if (failsClosed(ctx)) return;
@@ -77,16 +73,16 @@ export const fabricModel: NetworkModelPlan = {
 };
 
 /** Fail closed: no VLAN id / VNI allocated for the transport. */
-function failsClosed(ctx: NetworkOnHost): boolean {
+function failsClosed(ctx: NetworkView): boolean {
   const n = ctx.network;
   return n.transport === 'vlan' ? n.vlanId === null : n.vni === null;
 }
 
 /** The transport port (uplink or VXLAN device) and the device carrying the neighbours. */
-function devices(ctx: NetworkOnHost): { transportDev: string; neighDev: string } {
+function devices(ctx: NetworkView): { transportDev: string; neighDev: string } {
   const n = ctx.network;
   if (n.transport === 'vlan') {
-    return { transportDev: uplinkName(ctx.host.uplink, n.vlanId!), neighDev: ctx.bridge };
+    return { transportDev: uplinkName(ctx.uplink, n.vlanId!), neighDev: ctx.bridge };
   }
   const vx = vxlanName(n.vni!);
   return { transportDev: vx, neighDev: vx };
@@ -97,7 +93,7 @@ function localEntries(ctx: NetworkOnHost, i: Instance, sink: HostSink): void {
   sink.add(resource('neigh', { dev: devices(ctx).neighDev, ip: i.ip, lladdr: i.mac }));
 }
 
-function remoteEntries(ctx: NetworkOnHost, g: Host, i: Instance, sink: HostSink): void {
+function remoteEntries(ctx: NetworkView, g: Host, i: Instance, sink: HostSink): void {
   const { transportDev, neighDev } = devices(ctx);
   const dst = ctx.network.transport === 'vlan' ? null : g.underlayIp;
   sink.add(resource('fdb', { dev: transportDev, mac: i.mac, dst, master: true }));

@@ -1,5 +1,8 @@
 import {
   encapsulationOverhead,
+  intToIp,
+  parseCidr,
+  type Cidr,
   type Host,
   type Instance,
   type Network,
@@ -18,12 +21,23 @@ export interface HostSink {
   announce(cidr: string, bridge: string): void;
 }
 
+/** A local block of a block-based network, parsed once per share. */
+export interface LocalBlock extends Cidr {
+  readonly cidr: string;
+  /** First usable address: the host's gateway for the block. */
+  readonly gateway: string;
+}
+
 /**
- * What a model sees when it computes one network's share of one host's state. Only called
- * for hosts in present(N): hosts with instances of N, or with instances of a network that
- * shares a router with N.
+ * What a model may use to say what a remote host or one of its instances adds to a share
+ * (`remoteHost`, `remote`): the network's side of the context, which is the same on every
+ * host of the network with the same uplink name. The engine therefore computes a remote
+ * host's contribution once per (network, remote host, uplink) and references the same
+ * resource objects from every other present host.
  */
-export class NetworkOnHost {
+export interface NetworkView {
+  readonly ix: TopologyIndex;
+  readonly network: Network;
   readonly bridge: string;
   /** Instance MTU: underlay MTU minus the encapsulation overhead. */
   readonly mtu: number;
@@ -31,7 +45,30 @@ export class NetworkOnHost {
   readonly routers: readonly string[];
   /** The distributed router's gateway MAC when attached to a router, else null. */
   readonly routerMac: string | null;
-  private localCache: Instance[] | null = null;
+  /** True when the network's gateway is served on its hosts (attached to a router). */
+  readonly routed: boolean;
+  /** The uplink of the host whose share is computed (VLAN sub-interfaces are named after it). */
+  readonly uplink: string;
+  /** Instances of the network on a host, sorted by id. */
+  instancesOn(hostId: string): readonly Instance[];
+  /** Blocks of the network owned by a host, sorted. */
+  blocksOf(hostId: string): readonly string[];
+}
+
+/**
+ * What a model sees when it computes one network's share of one host's state. Only called
+ * for hosts in present(N): hosts with instances of N, or with instances of a network that
+ * shares a router with N.
+ */
+export class NetworkOnHost implements NetworkView {
+  readonly bridge: string;
+  readonly mtu: number;
+  readonly routers: readonly string[];
+  readonly routerMac: string | null;
+  private localCache: readonly Instance[] | null = null;
+  private localBlocksCache: readonly string[] | null = null;
+  private localBlockCidrs: readonly LocalBlock[] | null = null;
+  private subnetPrefixCache: number | null = null;
 
   constructor(
     readonly ix: TopologyIndex,
@@ -49,15 +86,43 @@ export class NetworkOnHost {
     return this.ix.hasInstancesOn(this.network.id, this.host.id);
   }
 
-  /** True when the network's gateway is served on this host (attached to a router). */
   get routed(): boolean {
     return this.routers.length > 0;
+  }
+
+  get uplink(): string {
+    return this.host.uplink;
   }
 
   /** Local instances, sorted by id. */
   get local(): readonly Instance[] {
     this.localCache ??= this.instancesOn(this.host.id);
     return this.localCache;
+  }
+
+  /** Blocks of the network owned by this host, sorted. */
+  get localBlocks(): readonly string[] {
+    this.localBlocksCache ??= this.blocksOf(this.host.id);
+    return this.localBlocksCache;
+  }
+
+  /** The local blocks parsed, with their gateway (first usable address); malformed ones skipped. */
+  get localBlocksParsed(): readonly LocalBlock[] {
+    if (!this.localBlockCidrs) {
+      const out: LocalBlock[] = [];
+      for (const cidr of this.localBlocks) {
+        const c = parseCidr(cidr);
+        if (c) out.push({ cidr, base: c.base, prefix: c.prefix, gateway: intToIp(c.base + 1) });
+      }
+      this.localBlockCidrs = out;
+    }
+    return this.localBlockCidrs;
+  }
+
+  /** The prefix length of the network's CIDR (32 when malformed). */
+  get subnetPrefix(): number {
+    this.subnetPrefixCache ??= parseCidr(this.network.cidr)?.prefix ?? 32;
+    return this.subnetPrefixCache;
   }
 
   /** Other existing hosts with instances of the network, sorted by id. */
@@ -71,12 +136,11 @@ export class NetworkOnHost {
     return out.sort((a, b) => cmp(a.id, b.id));
   }
 
-  /** Instances of the network on a host, sorted by id. */
-  instancesOn(hostId: string): Instance[] {
-    return [...this.ix.instancesOn(this.network.id, hostId)].sort((a, b) => cmp(a.id, b.id));
+  instancesOn(hostId: string): readonly Instance[] {
+    return this.ix.sortedInstancesOn(this.network.id, hostId);
   }
 
-  blocksOf(hostId: string): string[] {
+  blocksOf(hostId: string): readonly string[] {
     return this.ix.blocksOf(this.network.id, hostId);
   }
 }
@@ -85,34 +149,68 @@ export class NetworkOnHost {
  * One networking model. Adding a model is one file implementing this plus one line in the
  * registry (models/registry.ts).
  *
- * `contribute` computes a network's whole share of a host. The three per-part methods say
- * what ONE instance or ONE remote host adds to a share, so that the incremental engine can
- * turn an instance change into resource deltas instead of recomputing shares. They must be
- * exactly the parts `contribute` emits (each model's `contribute` is written with them, and
- * the property tests compare the engine with the full compute):
+ * A network's share of a host is composed of four parts, so that the incremental engine can
+ * turn an instance change into resource deltas instead of recomputing shares, and compute
+ * what a remote host adds once for all the hosts that hold it:
  *
- *   contribute(ctx) = base(ctx)                                  (devices, gateways, filter)
+ *   contribute(ctx) = base(ctx)                                  (devices, gateways)
  *                   ∪ ⋃ local(ctx, i)          for i ∈ ctx.local
  *                   ∪ ⋃ remoteHost(ctx, g)     for g ∈ ctx.remoteHosts()
  *                   ∪ ⋃ remote(ctx, g, i)      for g ∈ ctx.remoteHosts(), i ∈ instances on g
  *
- * where base(ctx) depends on which hosts have instances of the network (presence), never on
- * the individual instances.
+ * `contribute` below is that composition, and both the full compute and the engine use it
+ * (the engine's per-instance deltas call the parts), so they cannot disagree. Each part must
+ * be a pure function of its arguments (it is re-run on every recompute).
  */
 export interface NetworkModelPlan {
   /**
-   * Emits the network's resources on `ctx.host`: devices, ports of local instances,
-   * gateway addresses, and the transport state toward other hosts. Must be a pure function
-   * of `ctx` (it is re-run on every recompute).
+   * What the network puts on `ctx.host` apart from its instances and the remote hosts:
+   * devices, gateway addresses, BGP announcements, forwarding. Depends on which hosts have
+   * instances of the network (presence), never on the individual instances.
    */
-  contribute(ctx: NetworkOnHost, sink: HostSink): void;
+  base(ctx: NetworkOnHost, sink: HostSink): void;
   /** What local instance `i` adds to its own host's share: its port (fabric: FDB, neighbour). */
   local(ctx: NetworkOnHost, i: Instance, sink: HostSink): void;
   /**
-   * What the existing host `owner` (≠ ctx.host, with instances of the network) adds to
-   * ctx.host's share, apart from its instances: flood-list entry, routes to its blocks.
+   * What the existing host `owner` (≠ the share's host, with instances of the network) adds
+   * to a share, apart from its instances: flood-list entry, routes to its blocks. Resources
+   * only (no needForwarding / announce).
    */
-  remoteHost(ctx: NetworkOnHost, owner: Host, sink: HostSink): void;
-  /** What instance `i` on the existing host `owner` (≠ ctx.host) adds to ctx.host's share. */
-  remote(ctx: NetworkOnHost, owner: Host, i: Instance, sink: HostSink): void;
+  remoteHost(view: NetworkView, owner: Host, sink: HostSink): void;
+  /**
+   * What instance `i` on the existing host `owner` (≠ the share's host) adds to a share.
+   * Resources only (no needForwarding / announce).
+   */
+  remote(view: NetworkView, owner: Host, i: Instance, sink: HostSink): void;
+}
+
+/**
+ * A network's whole share of `ctx.host`: base, local instances, then each remote host (in id
+ * order) with its instances. `remotePart`, when given, adds a remote host's part to the sink
+ * itself (what `emitRemote` emits for it, computed once for all hosts); otherwise the part is
+ * emitted here.
+ */
+export function contribute(
+  plan: NetworkModelPlan,
+  ctx: NetworkOnHost,
+  sink: HostSink,
+  remotePart?: (owner: Host) => void,
+): void {
+  plan.base(ctx, sink);
+  for (const i of ctx.local) plan.local(ctx, i, sink);
+  for (const g of ctx.remoteHosts()) {
+    if (remotePart) remotePart(g);
+    else emitRemote(plan, ctx, g, sink);
+  }
+}
+
+/** What the remote host `owner` and its instances add to a share of the network of `view`. */
+export function emitRemote(
+  plan: NetworkModelPlan,
+  view: NetworkView,
+  owner: Host,
+  sink: HostSink,
+): void {
+  plan.remoteHost(view, owner, sink);
+  for (const i of view.instancesOn(owner.id)) plan.remote(view, owner, i, sink);
 }

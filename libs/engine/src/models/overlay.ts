@@ -1,7 +1,7 @@
 import { tunnelName, VXLAN_PORT, vxlanName } from '../names.js';
 import { resource } from '../resources.js';
 import type { Host, Instance } from '../../../model/src/index.js';
-import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
+import type { HostSink, NetworkModelPlan, NetworkOnHost, NetworkView } from './model.js';
 import { blockBase, blockPort, sharedSubnetBase, sharedSubnetPort } from './common.js';
 
 const ZERO_MAC = '00:00:00:00:00:00';
@@ -22,7 +22,7 @@ const ZERO_MAC = '00:00:00:00:00:00';
  *   on the lab kernel, which has neither ipip nor gre). Instance MTU = underlay − 20 / − 24.
  */
 export const overlayModel: NetworkModelPlan = {
-  contribute(ctx, sink) {
+  base(ctx, sink) {
     switch (ctx.network.encapsulation) {
       case 'vxlan':
         return vxlanOverlay(ctx, sink);
@@ -67,7 +67,7 @@ export const overlayModel: NetworkModelPlan = {
 function vxlanOverlay(ctx: NetworkOnHost, sink: HostSink): void {
   const { network, host, bridge } = ctx;
   if (network.vni === null) return; // fail closed: no VNI allocated
-  sharedSubnetBase(ctx, sink, null);
+  sharedSubnetBase(ctx, sink);
   const vx = vxlanName(network.vni);
   sink.add(
     resource('vxlan', {
@@ -83,10 +83,6 @@ function vxlanOverlay(ctx: NetworkOnHost, sink: HostSink): void {
       flags: null,
     }),
   );
-  for (const g of ctx.remoteHosts()) {
-    floodEntry(network.vni, g, sink);
-    for (const i of ctx.instancesOn(g.id)) remoteEntries(ctx, network.vni, g, i, sink);
-  }
 }
 
 /** Flood-list entry toward a remote VTEP. */
@@ -97,13 +93,7 @@ function floodEntry(vni: number, g: Host, sink: HostSink): void {
 }
 
 /** A remote instance: MAC → its VTEP, and IP → MAC on the bridge. */
-function remoteEntries(
-  ctx: NetworkOnHost,
-  vni: number,
-  g: Host,
-  i: Instance,
-  sink: HostSink,
-): void {
+function remoteEntries(ctx: NetworkView, vni: number, g: Host, i: Instance, sink: HostSink): void {
   sink.add(resource('fdb', { dev: vxlanName(vni), mac: i.mac, dst: g.underlayIp, master: false }));
   sink.add(resource('neigh', { dev: ctx.bridge, ip: i.ip, lladdr: i.mac }));
 }
@@ -114,11 +104,10 @@ function l3Tunnel(ctx: NetworkOnHost, sink: HostSink, mode: 'ipip' | 'gre'): voi
   if (ctx.hasLocal) blockBase(ctx, sink);
   const dev = tunnelName(mode);
   sink.add(resource('tunnel', { name: dev, mode, local: host.underlayIp, dev: host.uplink }));
-  for (const g of ctx.remoteHosts()) tunnelRoutes(ctx, g, sink, mode);
 }
 
 /** Routes to a remote host's blocks over the NBMA tunnel (GRE: and its neighbour entry). */
-function tunnelRoutes(ctx: NetworkOnHost, g: Host, sink: HostSink, mode: 'ipip' | 'gre'): void {
+function tunnelRoutes(ctx: NetworkView, g: Host, sink: HostSink, mode: 'ipip' | 'gre'): void {
   const blocks = ctx.blocksOf(g.id);
   if (blocks.length === 0) return;
   const dev = tunnelName(mode);

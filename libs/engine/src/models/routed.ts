@@ -1,6 +1,6 @@
 import type { Host } from '../../../model/src/index.js';
 import { resource } from '../resources.js';
-import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
+import type { HostSink, NetworkModelPlan, NetworkView } from './model.js';
 import { blockBase, blockPort, nothing } from './common.js';
 
 /**
@@ -14,14 +14,12 @@ import { blockBase, blockPort, nothing } from './common.js';
  * Only blocks of hosts that have instances of the network are routed to.
  */
 export const routedModel: NetworkModelPlan = {
-  contribute(ctx, sink) {
+  base(ctx, sink) {
     sink.needForwarding();
     const bgp = ctx.network.routing === 'bgp';
     if (ctx.hasLocal) {
       for (const b of blockBase(ctx, sink)) if (bgp) sink.announce(b, ctx.bridge);
     }
-    if (bgp) return;
-    for (const g of ctx.remoteHosts()) staticRoutes(ctx, g, sink);
   },
   local: blockPort,
   remoteHost(ctx, owner, sink) {
@@ -30,7 +28,7 @@ export const routedModel: NetworkModelPlan = {
   remote: nothing,
 };
 
-function staticRoutes(ctx: NetworkOnHost, g: Host, sink: HostSink): void {
+function staticRoutes(ctx: NetworkView, g: Host, sink: HostSink): void {
   for (const dst of ctx.blocksOf(g.id)) {
     sink.add(resource('route', { dst, via: g.underlayIp, dev: null, onlink: false }));
   }

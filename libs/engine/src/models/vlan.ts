@@ -1,7 +1,7 @@
 import type { Instance } from '../../../model/src/index.js';
 import { uplinkName } from '../names.js';
 import { resource } from '../resources.js';
-import type { HostSink, NetworkModelPlan, NetworkOnHost } from './model.js';
+import type { HostSink, NetworkModelPlan, NetworkView } from './model.js';
 import { nothing, sharedSubnetBase, sharedSubnetPort } from './common.js';
 
 /**
@@ -17,10 +17,10 @@ import { nothing, sharedSubnetBase, sharedSubnetPort } from './common.js';
  * in the lab, test/lab).
  */
 export const vlanModel: NetworkModelPlan = {
-  contribute(ctx, sink) {
+  base(ctx, sink) {
     const vlanId = ctx.network.vlanId;
     if (vlanId === null) return; // fail closed: no VLAN allocated
-    sharedSubnetBase(ctx, sink, null);
+    sharedSubnetBase(ctx, sink);
     sink.add(
       resource('uplink', {
         name: uplinkName(ctx.host.uplink, vlanId),
@@ -30,10 +30,6 @@ export const vlanModel: NetworkModelPlan = {
         flags: null,
       }),
     );
-    if (!ctx.routed) return;
-    for (const g of ctx.remoteHosts()) {
-      for (const i of ctx.instancesOn(g.id)) remoteNeigh(ctx, i, sink);
-    }
   },
   local(ctx, i, sink) {
     if (ctx.network.vlanId !== null) sharedSubnetPort(ctx, i, sink, null);
@@ -44,6 +40,6 @@ export const vlanModel: NetworkModelPlan = {
   },
 };
 
-function remoteNeigh(ctx: NetworkOnHost, i: Instance, sink: HostSink): void {
+function remoteNeigh(ctx: NetworkView, i: Instance, sink: HostSink): void {
   sink.add(resource('neigh', { dev: ctx.bridge, ip: i.ip, lladdr: i.mac }));
 }
