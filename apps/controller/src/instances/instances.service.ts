@@ -13,7 +13,7 @@ import { HostEntity, InstanceEntity, NetworkEntity } from '../database/entities.
 import { RevisionLog, type Tx } from '../revisions/revision-log.js';
 import { AgentSessions } from '../agents/agent-sessions.service.js';
 import type { CreateInstanceDto, InstanceListQuery } from './instance.dto.js';
-import { allocateIp, freeAddresses, releaseAddress } from './ipam.js';
+import { allocateIp, freeAddressesMany, releaseAddress } from './ipam.js';
 
 export interface InstanceView extends Instance {
   network: string;
@@ -69,18 +69,38 @@ function instanceView(r: InstanceRow, liveApplied?: number): InstanceView {
   };
 }
 
+/** A network row as IPAM and the services use it (the entity's fields). */
+const NETWORK_COLUMNS = `id, name, model, cidr::text AS cidr, host(gateway) AS gateway, mtu,
+  vlan_id AS "vlanId", vni, encapsulation, routing, block_prefix_len AS "blockPrefixLen",
+  transport, routable, revision::float8 AS revision, created_at AS "createdAt"`;
+
+/** What an instance needs of its host. */
+type HostRef = Pick<HostEntity, 'id' | 'name' | 'appliedRevision'>;
+
 /**
  * The network, locked for the rest of the batch (FOR NO KEY UPDATE: allocation within it is
- * serialised) and looked up once per batch.
+ * serialised) and looked up once per batch, with a prepared statement.
  */
 function lockNetwork(tx: Tx, ref: string): Promise<NetworkEntity> {
-  return tx.lookup(`network:${ref}`, () =>
-    findByIdOrName(tx.manager, NetworkEntity, 'network', ref, 'for_no_key_update'),
-  );
+  return tx.lookup(`network:${ref}`, async () => {
+    const [row] = await tx.query<NetworkEntity>(
+      `SELECT ${NETWORK_COLUMNS} FROM networks WHERE ${isUuid(ref) ? 'id' : 'name'} = $1 FOR NO KEY UPDATE`,
+      [ref],
+    );
+    if (!row) throw new NotFoundException(`network "${ref}" not found`);
+    return row;
+  });
 }
 
-function findHost(tx: Tx, ref: string): Promise<HostEntity> {
-  return tx.lookup(`host:${ref}`, () => findByIdOrName(tx.manager, HostEntity, 'host', ref));
+function findHost(tx: Tx, ref: string): Promise<HostRef> {
+  return tx.lookup(`host:${ref}`, async () => {
+    const [row] = await tx.query<HostRef>(
+      `SELECT id, name, applied_revision::float8 AS "appliedRevision" FROM hosts WHERE ${isUuid(ref) ? 'id' : 'name'} = $1`,
+      [ref],
+    );
+    if (!row) throw new NotFoundException(`host "${ref}" not found`);
+    return row;
+  });
 }
 
 /** Rows named by id or name, in one query; 404 naming the first one missing. */
@@ -115,7 +135,7 @@ function lockNetworks(tx: Tx, refs: readonly string[]): Promise<Map<string, Netw
   );
 }
 
-function findHosts(tx: Tx, refs: readonly string[]): Promise<Map<string, HostEntity>> {
+function findHosts(tx: Tx, refs: readonly string[]): Promise<Map<string, HostRef>> {
   return findMany(refs, 'host', (ids, names) =>
     tx.manager.find(HostEntity, { where: [{ id: In(ids) }, { name: In(names) }] }),
   );
@@ -212,18 +232,27 @@ export class InstancesService {
       if (it.ip === undefined) push(wanted, poolOf(it), it);
       else push(explicit, it.network, it.ip);
     }
-    const pools = new Map<string, string[]>();
-    for (const [key, mine] of wanted) {
-      const net = nets.get(mine[0].network)!;
-      const host = isBlockBased(net) ? (await hostOf(mine[0].host)).id : undefined;
-      const ex = explicit.get(mine[0].network) ?? [];
-      pools.set(key, await freeAddresses(tx, net, mine.length, ex, host));
-    }
+    // Every pool's addresses in at most two statements, whatever the number of pools.
+    const keys = [...wanted.keys()];
+    const drawn = await freeAddressesMany(
+      tx,
+      keys.map((key) => {
+        const mine = wanted.get(key)!;
+        const net = nets.get(mine[0].network)!;
+        return {
+          net,
+          count: mine.length,
+          exclude: explicit.get(mine[0].network) ?? [],
+          hostId: isBlockBased(net) ? hosts.get(mine[0].host)!.id : undefined,
+        };
+      }),
+    );
+    const pools = new Map(keys.map((key, k) => [key, drawn[k]]));
     interface Row {
       at: number;
       name: string;
       net: NetworkEntity;
-      host: HostEntity;
+      host: HostRef;
       ip: string;
       mac: string;
       explicitMac: boolean;
@@ -316,7 +345,7 @@ export class InstancesService {
     dto: CreateInstanceDto,
     net: NetworkEntity,
     at: string,
-    hosts?: Map<string, HostEntity>,
+    hosts?: Map<string, HostRef>,
   ): Promise<Created> {
     let host = hosts?.get(dto.host);
     if (!host) {

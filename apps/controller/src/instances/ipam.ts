@@ -12,7 +12,16 @@ import {
 } from '../../../../libs/model/src/index.js';
 import { Conflict, InvalidInput } from '../common/errors.js';
 import type { NetworkEntity } from '../database/entities.js';
-import { addRanges, give, take, takeLowest, type Extra, type Space } from '../pools/free-ranges.js';
+import {
+  addRanges,
+  give,
+  take,
+  takeLowest,
+  takeLowestMany,
+  type Extra,
+  type Space,
+  type Spaces,
+} from '../pools/free-ranges.js';
 import type { Tx } from '../revisions/revision-log.js';
 
 /**
@@ -105,7 +114,8 @@ export async function initNetworkRanges(tx: Tx, net: NetworkEntity): Promise<voi
  * skipping the addresses in `exclude` (asked for explicitly by the same bulk; for
  * block-based networks their blocks are not claimed either). The addresses are taken: the
  * caller inserts them in the same transaction. Fewer than `count` means the network is
- * exhausted (the caller fails, and the transaction's rollback gives them back).
+ * exhausted (the caller fails, and the transaction's rollback gives them back). Ascending.
+ * A whole bulk's requests at once: `freeAddressesMany`.
  */
 export async function freeAddresses(
   tx: Tx,
@@ -132,8 +142,131 @@ export async function freeAddresses(
     claiming(net, hostId, 0),
   );
   for (const b of got) claimed(tx, net, hostId, b);
-  const more = got.length > 0 ? await takeLowest(tx, addresses(net, hostId), missing) : [];
-  return [...own, ...more].map(intToIp);
+  // (`ex` again: the excluded addresses of the host's blocks are still free)
+  const more = got.length > 0 ? await takeLowest(tx, addresses(net, hostId), missing, ex) : [];
+  return [...own, ...more].sort((a, b) => a - b).map(intToIp);
+}
+
+/** One network's (block-based: one host's) part of a bulk, for `freeAddressesMany`. */
+export interface AddressRequest {
+  readonly net: NetworkEntity;
+  readonly count: number;
+  readonly exclude: readonly string[];
+  /** Required for block-based networks; ignored for shared-subnet ones. */
+  readonly hostId?: string;
+}
+
+const ADDRESSES: Spaces = {
+  table: 'free_addresses',
+  cols: ['network_id', 'owner'],
+  types: ['uuid', 'uuid'],
+};
+const BLOCKS: Spaces = { table: 'free_blocks', cols: ['network_id'], types: ['uuid'] };
+
+/** Addresses a host can use in a block (all but its network, gateway and broadcast). */
+const perBlock = (net: NetworkEntity) => Math.max(1, blockSize(net) - 3);
+
+/**
+ * `claiming` for many hosts at once: the blocks of `hit(i, network_id, x)` go to the host
+ * of claim `i`, and the first `missing` addresses of its new blocks (in block order) are
+ * handed out by the caller; the rest of each block becomes the host's free range.
+ */
+function claimingMany(
+  claims: readonly { hostId: string; size: number; prefix: number; missing: number }[],
+): Extra {
+  return (n) => ({
+    sql: `cb AS (SELECT * FROM unnest($${n}::int[], $${n + 1}::uuid[], $${n + 2}::bigint[], $${n + 3}::int[], $${n + 4}::bigint[])
+                   AS cb(i, host, size, prefix, missing)),
+          nb AS (SELECT hit.network_id, hit.x, cb.host, cb.size, cb.prefix,
+                        least(greatest(1, cb.size - 3), greatest(0, cb.missing
+                          - (row_number() OVER (PARTITION BY hit.i ORDER BY hit.x) - 1) * greatest(1, cb.size - 3))) AS used
+                   FROM hit JOIN cb ON cb.i = hit.i),
+          hb AS (INSERT INTO host_blocks (cidr, network_id, host_id)
+                 SELECT network(set_masklen('0.0.0.0'::inet + x * size, prefix)), network_id, host FROM nb),
+          fa AS (INSERT INTO free_addresses (network_id, owner, lo, hi)
+                 SELECT network_id, host, x * size + 2 + used, x * size + size - 2 FROM nb WHERE 2 + used <= size - 2)`,
+    params: [
+      [...claims.keys()],
+      claims.map((c) => c.hostId),
+      claims.map((c) => c.size),
+      claims.map((c) => c.prefix),
+      claims.map((c) => c.missing),
+    ],
+  });
+}
+
+/**
+ * `freeAddresses` for a whole bulk: the addresses of every request (in the order of
+ * `requests`, each ascending; fewer than its `count` where its network is exhausted), as
+ * successive `freeAddresses` calls would give them, in at most two statements whatever the
+ * number of requests:
+ *
+ * 1. one `takeLowestMany` over `free_addresses` for every shared subnet and every host's
+ *    existing blocks;
+ * 2. only when some hosts' blocks ran short: one `takeLowestMany` over `free_blocks` that
+ *    claims the blocks all those (network, host) pairs still need (the hosts of a network
+ *    in request order, each avoiding the blocks of its `exclude`), inserts their
+ *    `host_blocks` rows and their free ranges minus the addresses handed out from them.
+ *
+ * New blocks are recorded (`block.upsert`). Block-based networks need `hostId`, and at most
+ * one request per (network, host); requests for the same shared subnet are served in order.
+ * Callers hold the networks' row locks.
+ */
+export async function freeAddressesMany(
+  tx: Tx,
+  requests: readonly AddressRequest[],
+): Promise<string[][]> {
+  const pairs = new Set<string>();
+  for (const r of requests) {
+    if (!isBlockBased(r.net) || r.count <= 0) continue;
+    if (r.hostId === undefined)
+      throw new Error('freeAddressesMany: block-based networks need a host');
+    const pair = `${r.net.id}/${r.hostId}`;
+    if (pairs.has(pair)) throw new Error(`freeAddressesMany: two requests for ${pair}`);
+    pairs.add(pair);
+  }
+  const ex = requests.map((r) => r.exclude.map(ipToInt));
+  const own = await takeLowestMany(
+    tx,
+    ADDRESSES,
+    requests.map((r, i) => ({
+      key: [r.net.id, isBlockBased(r.net) ? r.hostId : SHARED],
+      n: Math.max(0, r.count),
+      exclude: ex[i],
+    })),
+  );
+  const short = [...requests.keys()].filter(
+    (i) => isBlockBased(requests[i].net) && own[i].length < requests[i].count,
+  );
+  if (short.length > 0) {
+    const claims = short.map((i) => {
+      const { net, count, hostId } = requests[i];
+      const size = blockSize(net);
+      const missing = count - own[i].length;
+      return {
+        key: [net.id],
+        n: Math.ceil(missing / perBlock(net)),
+        exclude: [...new Set(ex[i].map((ip) => Math.floor(ip / size)))],
+        hostId: hostId!,
+        size,
+        prefix: net.blockPrefixLen!,
+        missing,
+      };
+    });
+    const got = await takeLowestMany(tx, BLOCKS, claims, claimingMany(claims));
+    for (const [j, i] of short.entries()) {
+      const { net, hostId } = requests[i];
+      const { size, missing } = claims[j];
+      const per = perBlock(net);
+      for (const [o, b] of got[j].entries()) {
+        claimed(tx, net, hostId!, b);
+        const used = Math.min(per, missing - o * per);
+        for (let a = 0; a < used; a++) own[i].push(b * size + 2 + a);
+      }
+      own[i].sort((a, b) => a - b);
+    }
+  }
+  return own.map((ips) => ips.map(intToIp));
 }
 
 export async function allocateIp(

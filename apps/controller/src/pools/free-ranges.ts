@@ -175,3 +175,112 @@ export async function addRanges(tx: Tx, s: Space, ranges: readonly Range[]): Pro
     [...s.key, some.map((r) => r.lo), some.map((r) => r.hi)],
   );
 }
+
+/** A family of spaces: a free-range table and its key columns, without a key. */
+export type Spaces = Omit<Space, 'key'>;
+
+/** One taker of `takeLowestMany`: `n` values from the space `key`, skipping `exclude`. */
+export interface Want {
+  readonly key: readonly unknown[];
+  readonly n: number;
+  readonly exclude?: readonly number[];
+}
+
+/**
+ * `takeLowest` for many takers in one statement, whatever their number: each gets the `n`
+ * lowest values of its space that are free and not in its `exclude`, fewer when the space
+ * runs out. Takers of the same space are served one after another in array order, exactly
+ * as successive `takeLowest` calls would serve them (a later one gets what is left).
+ * Returns the values of each taker, ascending, in the order of `wants`.
+ *
+ * The statement reads, per space, at most as many ranges as its takers' `n + exclude`
+ * (its first index rows, through a LATERAL join per space) and cuts them into candidate
+ * values. Where the takers of a space skip the same values (one taker, or a bulk's hosts
+ * skipping the bulk's explicit values), the k-th candidate left goes to the taker whose
+ * share of the running count holds k (window functions, no recursion); elsewhere a
+ * recursion deals the candidates out, one step per taker of a space, each taking its lowest
+ * from what the earlier ones left. The values dealt out are then removed from their ranges
+ * per space as `removeHits` does. `extra` runs in the same statement and may read
+ * `hit(i, key…, x)`, `i` the taker's index in `wants`; its parameters are numbered from its
+ * argument on.
+ */
+export async function takeLowestMany(
+  tx: Tx,
+  s: Spaces,
+  wants: readonly Want[],
+  extra?: Extra,
+): Promise<number[][]> {
+  const out = wants.map((): number[] => []);
+  const live = [...wants.keys()].filter((i) => wants[i].n > 0);
+  if (live.length === 0) return out;
+  const k = s.cols.length;
+  const cols = (alias?: string) => s.cols.map((c) => (alias ? `${alias}.${c}` : c)).join(', ');
+  const same = (a: string, b: string) => s.cols.map((c) => `${a}.${c} = ${b}.${c}`).join(' AND ');
+  const keyArrays = s.types.map((t, c) => `$${c + 2}::${t}[]`).join(', ');
+  const exI: number[] = [];
+  const exX: number[] = [];
+  for (const i of live) {
+    for (const x of wants[i].exclude ?? []) {
+      exI.push(i);
+      exX.push(x);
+    }
+  }
+  const e = extra ? extra(k + 5) : { sql: '', params: [] };
+  const sql = `WITH RECURSIVE
+    q AS (SELECT q.*, row_number() OVER (PARTITION BY ${cols('q')} ORDER BY q.i) AS j,
+                 sum(q.n) OVER (PARTITION BY ${cols('q')} ORDER BY q.i) - q.n AS before
+            FROM unnest($1::int[], ${keyArrays}, $${k + 2}::bigint[]) AS q(i, ${cols()}, n)),
+    qe AS (SELECT q.*, coalesce(e.xs, '{}') AS xs FROM q LEFT JOIN (
+             SELECT i, array_agg(DISTINCT x ORDER BY x) AS xs
+               FROM unnest($${k + 3}::int[], $${k + 4}::bigint[]) AS e(i, x) GROUP BY i) e ON e.i = q.i),
+    sp AS (SELECT ${cols()}, sum(n + cardinality(xs))::bigint AS lim, min(xs) = max(xs) AS uniform, min(xs) AS xs
+             FROM qe GROUP BY ${cols()}),
+    r AS (
+      SELECT ${cols('sp')}, sp.lim, sp.uniform, sp.xs, s.lo AS rlo, s.hi AS rhi,
+             (sum(s.hi - s.lo + 1) OVER (PARTITION BY ${cols('sp')} ORDER BY s.hi) - (s.hi - s.lo + 1))::bigint AS before
+        FROM sp CROSS JOIN LATERAL (
+          SELECT lo, hi FROM ${s.table} f WHERE ${same('f', 'sp')} ORDER BY f.hi LIMIT sp.lim) s),
+    c AS (SELECT ${cols()}, uniform, xs, rlo, rhi, generate_series(rlo, least(rhi, rlo + lim - before - 1)) AS x
+            FROM r WHERE before < lim),
+    -- spaces whose takers all skip the same values: the k-th candidate left goes to the taker
+    -- whose share of the running count holds k
+    cu AS (SELECT ${cols()}, x, rlo, rhi, row_number() OVER (PARTITION BY ${cols()} ORDER BY x) AS k
+             FROM c WHERE uniform AND x <> ALL(xs)),
+    hu AS (SELECT q.i, ${cols('cu')}, cu.x, cu.rlo, cu.rhi FROM cu JOIN qe q
+               ON ${same('q', 'cu')} AND cu.k > q.before AND cu.k <= q.before + q.n),
+    -- other spaces: one taker after another, each taking its lowest from what is left
+    deal (i, ${cols()}, j, rest, mine) AS (
+      SELECT -1, ${cols()}, 0::bigint, array_agg(x ORDER BY x), '{}'::bigint[] FROM c WHERE NOT uniform GROUP BY ${cols()}
+      UNION ALL
+      SELECT q.i, ${cols('d')}, q.j, t.rest, t.mine
+        FROM deal d JOIN qe q ON ${same('q', 'd')} AND q.j = d.j + 1
+        CROSS JOIN LATERAL (
+          SELECT coalesce(array_agg(x ORDER BY x) FILTER (WHERE pick), '{}') AS mine,
+                 coalesce(array_agg(x ORDER BY x) FILTER (WHERE NOT pick), '{}') AS rest
+            FROM (SELECT x, x <> ALL(q.xs) AND count(*) FILTER (WHERE x <> ALL(q.xs)) OVER (ORDER BY x) <= q.n AS pick
+                    FROM unnest(d.rest) AS u(x)) z) t),
+    hit AS (SELECT * FROM hu UNION ALL
+            SELECT m.i, ${cols('c')}, c.x, c.rlo, c.rhi
+              FROM (SELECT d.i, ${cols('d')}, unnest(d.mine) AS x FROM deal d) m
+              JOIN c ON ${same('c', 'm')} AND c.x = m.x),
+    pieces AS (
+      SELECT ${cols()}, x, rlo, rhi, coalesce(lag(x) OVER w + 1, rlo) AS plo,
+             x = max(x) OVER (PARTITION BY ${cols()}, rhi) AS last
+        FROM hit WINDOW w AS (PARTITION BY ${cols()}, rhi ORDER BY x)),
+    ins AS (INSERT INTO ${s.table} (${cols()}, lo, hi) SELECT ${cols()}, plo, x - 1 FROM pieces WHERE plo < x),
+    upd AS (UPDATE ${s.table} f SET lo = p.x + 1 FROM pieces p
+             WHERE ${same('f', 'p')} AND f.hi = p.rhi AND p.last AND p.x < p.rhi),
+    del AS (DELETE FROM ${s.table} f USING pieces p
+             WHERE ${same('f', 'p')} AND f.hi = p.rhi AND p.last AND p.x = p.rhi)${e.sql ? `,\n    ${e.sql}` : ''}
+    SELECT hit.i, hit.x::text AS x FROM hit ORDER BY hit.i, hit.x`;
+  const rows = await tx.query<{ i: number; x: string }>(sql, [
+    live,
+    ...s.cols.map((_, c) => live.map((i) => wants[i].key[c])),
+    live.map((i) => wants[i].n),
+    exI,
+    exX,
+    ...e.params,
+  ]);
+  for (const r of rows) out[r.i].push(Number(r.x));
+  return out;
+}
