@@ -103,6 +103,48 @@ function findHost(tx: Tx, ref: string): Promise<HostRef> {
   });
 }
 
+/**
+ * The network (locked) and the host of a create, in one statement when the batch has
+ * looked up neither yet. A missing network is reported before a missing host.
+ */
+async function lockNetworkAndHost(
+  tx: Tx,
+  netRef: string,
+  hostRef: string,
+): Promise<[NetworkEntity, HostRef]> {
+  const nKey = `network:${netRef}`;
+  const hKey = `host:${hostRef}`;
+  if (!tx.looked(nKey) && !tx.looked(hKey)) {
+    const both = tx.lookup(`network+host:${netRef}\n${hostRef}`, async () => {
+      const [row] = await tx.query<{ network: NetworkEntity | null; host: HostRef | null }>(
+        `SELECT (SELECT row_to_json(n) FROM (SELECT ${NETWORK_COLUMNS} FROM networks
+                  WHERE ${isUuid(netRef) ? 'id' : 'name'} = $1 FOR NO KEY UPDATE) n) AS network,
+                (SELECT row_to_json(h) FROM (SELECT id, name, applied_revision::float8 AS "appliedRevision"
+                  FROM hosts WHERE ${isUuid(hostRef) ? 'id' : 'name'} = $2) h) AS host`,
+        [netRef, hostRef],
+      );
+      return row;
+    });
+    const network = tx.lookup(nKey, async () => {
+      const n = (await both).network;
+      if (!n) throw new NotFoundException(`network "${netRef}" not found`);
+      return n;
+    });
+    const host = tx.lookup(hKey, async () => {
+      const h = (await both).host;
+      if (!h) throw new NotFoundException(`host "${hostRef}" not found`);
+      return h;
+    });
+    // The network's error first, as a create reports it; the host's is then not unobserved.
+    const [n, h] = await Promise.allSettled([network, host]);
+    if (n.status === 'rejected') throw n.reason;
+    if (h.status === 'rejected') throw h.reason;
+    return [n.value, h.value];
+  }
+  const network = await lockNetwork(tx, netRef);
+  return [network, await findHost(tx, hostRef)];
+}
+
 /** Rows named by id or name, in one query; 404 naming the first one missing. */
 async function findMany<T extends { id: string; name: string }>(
   refs: readonly string[],
@@ -154,7 +196,7 @@ export class InstancesService {
 
   async create(dto: CreateInstanceDto) {
     const { result, revision } = await this.revisions.mutate(async (tx) =>
-      this.createOne(tx, dto, await lockNetwork(tx, dto.network), ''),
+      this.createOne(tx, dto, ...(await lockNetworkAndHost(tx, dto.network, dto.host)), ''),
     );
     return this.created(result, revision);
   }
@@ -344,14 +386,9 @@ export class InstancesService {
     tx: Tx,
     dto: CreateInstanceDto,
     net: NetworkEntity,
+    host: HostRef,
     at: string,
-    hosts?: Map<string, HostRef>,
   ): Promise<Created> {
-    let host = hosts?.get(dto.host);
-    if (!host) {
-      host = await findHost(tx, dto.host);
-      hosts?.set(dto.host, host);
-    }
     const { ip } = await allocateIp(tx, net, host.id, dto.ip, `${at}ip`);
     // MAC uniqueness is the database's: a clash with a requested MAC is a 409, with a
     // generated one (46 random bits) just another draw.

@@ -27,6 +27,10 @@ type RevisedTable = 'hosts' | 'networks' | 'instances' | 'routers';
 export class BatchCache {
   private readonly entries = new Map<string, Promise<unknown>>();
 
+  has(key: string): boolean {
+    return this.entries.has(key);
+  }
+
   get<T>(key: string, load: () => Promise<T>, tx: Tx): Promise<T> {
     let hit = this.entries.get(key) as Promise<T> | undefined;
     if (!hit) {
@@ -94,6 +98,11 @@ export class Tx {
    */
   lookup<T>(key: string, load: () => Promise<T>): Promise<T> {
     return this.cache.get(key, load, this);
+  }
+
+  /** Whether the batch already looked `key` up. */
+  looked(key: string): boolean {
+    return this.cache.has(key);
   }
 
   /** Records a change; `row` gets the new revision stamped on it at commit. */
