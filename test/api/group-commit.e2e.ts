@@ -200,4 +200,52 @@ describe('group commit', () => {
       await sql(t.databaseUrl, 'DROP FUNCTION gc_poison()');
     }
   });
+
+  it('a statement that fails outright inside a batch fails only its own request', async () => {
+    const net = await t.newNetwork('overlay', '10.93.0.0/24');
+    // Raised by the insert itself: the transaction is aborted, the batch is taken apart.
+    await sql(
+      t.databaseUrl,
+      `CREATE FUNCTION gc_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
+       BEGIN
+         IF NEW.name LIKE 'gcr-refused%' THEN
+           RAISE EXCEPTION 'refused' USING ERRCODE = '23514', CONSTRAINT = 'gc_refuse';
+         END IF;
+         RETURN NEW;
+       END $$`,
+    );
+    await sql(
+      t.databaseUrl,
+      `CREATE TRIGGER gc_refuse BEFORE INSERT ON instances FOR EACH ROW EXECUTE FUNCTION gc_refuse()`,
+    );
+    try {
+      const res = await parallel(
+        Array.from(
+          { length: 30 },
+          (_, i) => () =>
+            t.post('/instances', {
+              name: i % 10 === 7 ? `gcr-refused-${i}` : `gcr-${i}`,
+              network: net.name,
+              host: hosts[i % 3].name,
+            }),
+        ),
+      );
+      expect(res.map((r) => r.status)).toEqual(res.map((_, i) => (i % 10 === 7 ? 400 : 201)));
+      const rows = await stored(net.id);
+      expect(rows.size).toBe(27);
+      const ok = res.filter((r) => r.status === 201);
+      for (const r of ok) {
+        expect(rows.get(r.body.name)).toEqual({ ip: r.body.ip, revision: r.body.revision });
+      }
+      // the addresses of the refused ones were not lost: the lowest free is handed out next
+      const used = [...rows.values()].map((r) => Number(r.ip.split('.')[3])).sort((a, b) => a - b);
+      expect(used).toEqual(Array.from({ length: 27 }, (_, k) => k + 2));
+      await expectInDesiredState(new Map(ok.map((r) => [r.body.name, r.body.host])), [
+        'gcr-refused-7',
+      ]);
+    } finally {
+      await sql(t.databaseUrl, 'DROP TRIGGER gc_refuse ON instances');
+      await sql(t.databaseUrl, 'DROP FUNCTION gc_refuse()');
+    }
+  });
 });

@@ -13,7 +13,7 @@ import { HostEntity, InstanceEntity, NetworkEntity } from '../database/entities.
 import { RevisionLog, type Tx } from '../revisions/revision-log.js';
 import { AgentSessions } from '../agents/agent-sessions.service.js';
 import type { CreateInstanceDto, InstanceListQuery } from './instance.dto.js';
-import { allocateIp, freeAddressesMany, releaseAddress } from './ipam.js';
+import { allocateIp, freeAddressesMany, insertAtLowestFree, releaseAddress } from './ipam.js';
 
 export interface InstanceView extends Instance {
   network: string;
@@ -195,8 +195,44 @@ export class InstancesService {
     instanceView(r, this.agents.live(r.host_id)?.applied);
 
   async create(dto: CreateInstanceDto) {
-    const { result, revision } = await this.revisions.mutate(async (tx) =>
-      this.createOne(tx, dto, ...(await lockNetworkAndHost(tx, dto.network, dto.host)), ''),
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const [net, host] = await lockNetworkAndHost(tx, dto.network, dto.host);
+        if (dto.ip === undefined) {
+          // The fast path: address and row in one all-or-nothing statement, no savepoint.
+          const mac = dto.mac !== undefined ? normalizeMac(dto.mac)! : randomMac();
+          const got = await insertAtLowestFree(tx, net, {
+            name: dto.name,
+            hostId: host.id,
+            mac,
+            revision: tx.revision,
+          });
+          if (got.ok) {
+            const instance: Instance = {
+              id: got.id,
+              name: dto.name,
+              networkId: net.id,
+              hostId: host.id,
+              ip: got.ip,
+              mac,
+            };
+            tx.record({ type: 'instance.upsert', instance });
+            return {
+              instance,
+              network: net.name,
+              host: host.name,
+              createdAt: got.createdAt,
+              hostApplied: host.appliedRevision,
+            };
+          }
+          // No room (a new block to claim, or exhausted) or a clash (name, MAC): nothing
+          // was written; the general path below claims, or answers the precise error.
+        }
+        await tx.protect();
+        return this.createOne(tx, dto, net, host, '');
+      },
+      undefined,
+      { lazySavepoint: true },
     );
     return this.created(result, revision);
   }

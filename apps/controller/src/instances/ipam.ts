@@ -395,3 +395,57 @@ export async function releaseAddress(
   await give(tx, blocks(net), block.base / cidrSize(block));
   tx.record({ type: 'block.delete', cidr });
 }
+
+/** An instance row for `insertAtLowestFree`. */
+export interface NewInstanceRow {
+  readonly name: string;
+  readonly hostId: string;
+  readonly mac: string;
+  readonly revision: number;
+}
+
+export type Inserted =
+  | { readonly ok: true; readonly id: string; readonly ip: string; readonly createdAt: Date }
+  /** No free address in the space (shared subnet: exhausted; block-based: no room in the host's blocks). */
+  | { readonly ok: false; readonly reason: 'no-address' }
+  /** A unique value clashed (name or MAC): nothing was written. */
+  | { readonly ok: false; readonly reason: 'conflict' };
+
+/**
+ * The fast path of a single create: takes the lowest free address of the network (or of
+ * the host's blocks, for block-based networks) and inserts the instance with it, in ONE
+ * statement that writes all or nothing — the range shrinks only if the row went in
+ * (`ON CONFLICT DO NOTHING` on every unique value, the range update conditioned on the
+ * insert's RETURNING). It therefore needs no savepoint of its own inside a batch.
+ */
+export async function insertAtLowestFree(
+  tx: Tx,
+  net: NetworkEntity,
+  row: NewInstanceRow,
+): Promise<Inserted> {
+  const owner = isBlockBased(net) ? row.hostId : SHARED;
+  const [r] = await tx.query<{
+    free: boolean;
+    id: string | null;
+    ip: string | null;
+    created_at: Date | null;
+  }>(
+    `WITH r AS (SELECT lo, hi FROM free_addresses f
+                 WHERE f.network_id = $1::uuid AND f.owner = $2::uuid ORDER BY f.hi LIMIT 1),
+          ins AS (INSERT INTO instances (name, network_id, host_id, ip, mac, revision)
+                  SELECT $3, $1::uuid, $4::uuid, '0.0.0.0'::inet + r.lo, $5::macaddr, $6 FROM r
+                  ON CONFLICT DO NOTHING RETURNING id, host(ip) AS ip, created_at),
+          upd AS (UPDATE free_addresses f SET lo = r.lo + 1 FROM r
+                   WHERE f.network_id = $1::uuid AND f.owner = $2::uuid AND f.hi = r.hi
+                     AND r.lo < r.hi AND EXISTS (SELECT 1 FROM ins)),
+          del AS (DELETE FROM free_addresses f USING r
+                   WHERE f.network_id = $1::uuid AND f.owner = $2::uuid AND f.hi = r.hi
+                     AND r.lo = r.hi AND EXISTS (SELECT 1 FROM ins))
+     SELECT EXISTS (SELECT 1 FROM r) AS free, ins.id, ins.ip, ins.created_at
+       FROM (SELECT 1) AS one LEFT JOIN ins ON true`,
+    [net.id, owner, row.name, row.hostId, row.mac, row.revision],
+  );
+  if (!r.free) return { ok: false, reason: 'no-address' };
+  if (r.id === null) return { ok: false, reason: 'conflict' };
+  return { ok: true, id: r.id, ip: r.ip!, createdAt: r.created_at! };
+}

@@ -69,7 +69,17 @@ export class Tx {
     private readonly cache: BatchCache = new BatchCache(),
     /** The batch's connection: statements run on it as prepared statements. */
     private readonly client?: PoolClient,
+    private readonly protector: () => Promise<void> = () => Promise.resolve(),
   ) {}
+
+  /**
+   * For works committed with `lazySavepoint`: sets this request's savepoint before its
+   * first write that could fail after another of its writes succeeded. A lazy work that
+   * writes only with one statement (which succeeds or raises as a whole) needs none.
+   */
+  protect(): Promise<void> {
+    return this.protector();
+  }
 
   /**
    * Runs a statement of the work and returns its rows (for UPDATE/DELETE … RETURNING too).
@@ -141,6 +151,8 @@ interface Request {
   attempts: number;
   /** Commit this request in a batch of its own (its last batch failed as a whole). */
   solo: boolean;
+  /** The work sets its savepoint itself (`tx.protect()`), if it needs one. */
+  readonly lazy: boolean;
 }
 
 /** A request whose work succeeded inside the batch's transaction. */
@@ -148,6 +160,14 @@ interface Done {
   readonly request: Request;
   readonly tx: Tx;
   readonly result: unknown;
+}
+
+/** An error raised by the database for a statement (which aborts the transaction). */
+function isStatementError(e: unknown): boolean {
+  return (
+    e instanceof QueryFailedError ||
+    typeof (e as { severity?: unknown } | null)?.severity === 'string'
+  );
 }
 
 function sqlState(e: unknown): string | undefined {
@@ -195,6 +215,7 @@ export class RevisionLog {
   mutate<T, V = T>(
     work: Work<T>,
     present?: Present<T, V>,
+    opts: { lazySavepoint?: boolean } = {},
   ): Promise<{ result: V; revision: number }> {
     return new Promise((resolve, reject) => {
       this.queue.push({
@@ -204,6 +225,7 @@ export class RevisionLog {
         reject,
         attempts: 0,
         solo: false,
+        lazy: opts.lazySavepoint ?? false,
       });
       if (!this.draining) void this.drain();
     });
@@ -341,13 +363,17 @@ export class RevisionLog {
     cache: BatchCache,
   ): Promise<{ ok: true; tx: Tx; result: unknown } | { ok: false; error: unknown }> {
     for (;;) {
-      if (savepoint) {
+      let isProtected = false;
+      const protect = async () => {
+        if (!savepoint || isProtected) return;
         await client.query(
           savepoint.open ? 'RELEASE SAVEPOINT work; SAVEPOINT work' : 'SAVEPOINT work',
         );
         savepoint.open = true;
-      }
-      const tx = new Tx(qr.manager, revision, cache, client);
+        isProtected = true;
+      };
+      if (!request.lazy) await protect();
+      const tx = new Tx(qr.manager, revision, cache, client, protect);
       try {
         const result = await request.work(tx);
         cache.settle(tx, true);
@@ -358,6 +384,13 @@ export class RevisionLog {
         const retryable = code !== undefined && RETRYABLE.has(code);
         if (!savepoint) {
           if (retryable) throw error;
+          return { ok: false, error };
+        }
+        if (!isProtected) {
+          // A lazy work that failed before protecting itself wrote nothing — unless a
+          // statement of it failed, which aborted the transaction: the batch then fails as
+          // a whole and is taken apart (each request retried alone).
+          if (isStatementError(error)) throw error;
           return { ok: false, error };
         }
         // Back to the start of this request; the savepoint stays set (released by the next
