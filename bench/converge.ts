@@ -485,7 +485,14 @@ async function waitAllInSync(timeoutMs: number): Promise<number> {
 // ---- measurements ----------------------------------------------------------------------
 
 interface Resources {
-  controller: { rssMB: number; peakRssMB: number; pssMB: number } | null;
+  controller: {
+    rssMB: number;
+    peakRssMB: number;
+    pssMB: number;
+    /** V8 heap in use and reserved, from the controller's /metrics. */
+    heapUsedMB: number;
+    heapTotalMB: number;
+  } | null;
   postgres: { rssMB: number; pssMB: number; processes: number } | null;
   databaseMB: number;
   fleetRssMB: number;
@@ -505,8 +512,13 @@ async function measureResources(
   const postmaster = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
   const p = treeMemory(postmaster);
   const f = await fleet.request<FleetStats>({ op: 'stats' });
+  const m = await metricsText();
+  const heapUsedMB = mb(metric(m, 'lattice_process_nodejs_heap_size_used_bytes'));
+  const heapTotalMB = mb(metric(m, 'lattice_process_nodejs_heap_size_total_bytes'));
   return {
-    controller: c ? { rssMB: mb(c.rss), peakRssMB: mb(c.hwm), pssMB: mb(c.pss) } : null,
+    controller: c
+      ? { rssMB: mb(c.rss), peakRssMB: mb(c.hwm), pssMB: mb(c.pss), heapUsedMB, heapTotalMB }
+      : null,
     postgres: { rssMB: mb(p.rss), pssMB: mb(p.pss), processes: p.processes },
     databaseMB: mb(Number(rows[0].size)),
     fleetRssMB: mb(f.rssBytes),
@@ -1040,7 +1052,7 @@ function printTable(): void {
     ['single delete → all applied', lat(single.deleteMs)],
     [
       'controller RSS + PostgreSQL RSS',
-      `${res.controller?.rssMB} MB (peak ${res.controller?.peakRssMB}) + ${res.postgres?.rssMB} MB ` +
+      `${res.controller?.rssMB} MB (peak ${res.controller?.peakRssMB}, V8 heap ${res.controller?.heapUsedMB} of ${res.controller?.heapTotalMB}) + ${res.postgres?.rssMB} MB ` +
         `(PSS ${res.postgres?.pssMB} MB, ${res.postgres?.processes} processes)`,
     ],
     ['database size', `${res.databaseMB} MB`],
