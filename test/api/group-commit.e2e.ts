@@ -17,6 +17,37 @@ beforeAll(async () => {
 });
 afterAll(() => t?.close());
 
+/**
+ * Runs `fn` with a trigger on instances that refuses names starting with `prefix` (a check
+ * violation): `deferred` at COMMIT, otherwise by the INSERT itself.
+ */
+async function withRefusal(prefix: string, deferred: boolean, fn: () => Promise<void>) {
+  const name = `gc_refuse_${deferred ? 'late' : 'now'}`;
+  await sql(
+    t.databaseUrl,
+    `CREATE FUNCTION ${name}() RETURNS trigger LANGUAGE plpgsql AS $$
+     BEGIN
+       IF NEW.name LIKE '${prefix}%' THEN
+         RAISE EXCEPTION 'refused' USING ERRCODE = '23514', CONSTRAINT = '${name}';
+       END IF;
+       RETURN NEW;
+     END $$`,
+  );
+  await sql(
+    t.databaseUrl,
+    deferred
+      ? `CREATE CONSTRAINT TRIGGER ${name} AFTER INSERT ON instances
+           DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION ${name}()`
+      : `CREATE TRIGGER ${name} BEFORE INSERT ON instances FOR EACH ROW EXECUTE FUNCTION ${name}()`,
+  );
+  try {
+    await fn();
+  } finally {
+    await sql(t.databaseUrl, `DROP TRIGGER ${name} ON instances`);
+    await sql(t.databaseUrl, `DROP FUNCTION ${name}()`);
+  }
+}
+
 const parallel = <T>(reqs: (() => PromiseLike<T>)[]) => Promise.all(reqs.map((r) => r()));
 
 /** Instances of a network in the database, by name. */
@@ -148,22 +179,7 @@ describe('group commit', () => {
   it('a request that fails after its batch was planned fails alone; the engine keeps no trace of it', async () => {
     const net = await t.newNetwork('overlay', '10.92.0.0/24');
     // A deferred check, run at COMMIT — after the batch's engine pass planned the revision.
-    await sql(
-      t.databaseUrl,
-      `CREATE FUNCTION gc_poison() RETURNS trigger LANGUAGE plpgsql AS $$
-       BEGIN
-         IF NEW.name LIKE 'gcp-poison%' THEN
-           RAISE EXCEPTION 'poisoned' USING ERRCODE = '23514', CONSTRAINT = 'gc_poison';
-         END IF;
-         RETURN NEW;
-       END $$`,
-    );
-    await sql(
-      t.databaseUrl,
-      `CREATE CONSTRAINT TRIGGER gc_poison AFTER INSERT ON instances
-         DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION gc_poison()`,
-    );
-    try {
+    await withRefusal('gcp-poison', true, async () => {
       const reqs = Array.from(
         { length: 30 },
         (_, i) => () =>
@@ -195,30 +211,13 @@ describe('group commit', () => {
       } finally {
         await fresh.close();
       }
-    } finally {
-      await sql(t.databaseUrl, 'DROP TRIGGER gc_poison ON instances');
-      await sql(t.databaseUrl, 'DROP FUNCTION gc_poison()');
-    }
+    });
   });
 
   it('a statement that fails outright inside a batch fails only its own request', async () => {
     const net = await t.newNetwork('overlay', '10.93.0.0/24');
     // Raised by the insert itself: the transaction is aborted, the batch is taken apart.
-    await sql(
-      t.databaseUrl,
-      `CREATE FUNCTION gc_refuse() RETURNS trigger LANGUAGE plpgsql AS $$
-       BEGIN
-         IF NEW.name LIKE 'gcr-refused%' THEN
-           RAISE EXCEPTION 'refused' USING ERRCODE = '23514', CONSTRAINT = 'gc_refuse';
-         END IF;
-         RETURN NEW;
-       END $$`,
-    );
-    await sql(
-      t.databaseUrl,
-      `CREATE TRIGGER gc_refuse BEFORE INSERT ON instances FOR EACH ROW EXECUTE FUNCTION gc_refuse()`,
-    );
-    try {
+    await withRefusal('gcr-refused', false, async () => {
       const res = await parallel(
         Array.from(
           { length: 30 },
@@ -243,9 +242,6 @@ describe('group commit', () => {
       await expectInDesiredState(new Map(ok.map((r) => [r.body.name, r.body.host])), [
         'gcr-refused-7',
       ]);
-    } finally {
-      await sql(t.databaseUrl, 'DROP TRIGGER gc_refuse ON instances');
-      await sql(t.databaseUrl, 'DROP FUNCTION gc_refuse()');
-    }
+    });
   });
 });
