@@ -273,8 +273,8 @@ export class RevisionLog {
         `SELECT pg_advisory_xact_lock(${REVISION_LOCK}); SELECT coalesce(max(revision), 0)::bigint AS last FROM revisions`,
       )) as unknown as { rows: { last: string }[] }[];
       const last = Number(results[1].rows[0].last);
-      // A request alone in its batch needs no savepoint: its failure rolls back everything.
       const t0 = performance.now();
+      // A request alone in its batch needs no savepoint: its failure rolls back everything.
       const savepoint = batch.length === 1 ? null : { open: false };
       const cache = new BatchCache();
       for (const request of batch) {
@@ -305,9 +305,6 @@ export class RevisionLog {
           const t4 = performance.now();
           this.log.debug(
             `batch of ${batch.length}: ${changes.length} changes, ${hosts.size} hosts; works ${(t1 - t0).toFixed(1)} ms, plan ${(t2 - t1).toFixed(1)} ms, write ${(t3 - t2).toFixed(1)} ms, commit ${(t4 - t3).toFixed(1)} ms`,
-          );
-          console.error(
-            `BATCH n=${batch.length} ch=${changes.length} works=${(t1 - t0).toFixed(1)} plan=${(t2 - t1).toFixed(1)} write=${(t3 - t2).toFixed(1)} commit=${(t4 - t3).toFixed(1)} hosts=${hosts.size}`,
           );
         } else await qr.commitTransaction();
       }
