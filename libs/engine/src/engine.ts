@@ -9,7 +9,7 @@ import type {
 import { bgpSpeaker, isSpeaker } from './bgp.js';
 import { EMPTY_STATE, type DesiredState } from './compute.js';
 import { diffAt, isEmptyDiff, jsonEquals, resourceEquals, type Diff } from './diff.js';
-import { NetworkOnHost, type HostSink } from './models/model.js';
+import { NetworkOnHost, type HostSink, type NetworkView } from './models/model.js';
 import { MODELS } from './models/registry.js';
 import { bridgeName } from './names.js';
 import { resource, type Resource } from './resources.js';
@@ -388,19 +388,15 @@ export class DesiredStateEngine {
     if (left)
       pass.markDirty(owner.id, network.id); // presence: its share and the peers'
     else this.delta(owner, network, (ctx, sink) => plan.local(ctx, old, sink), false);
-    for (const x of this.ix.presentHosts(network.id)) {
-      const host = x === owner.id ? undefined : this.ix.hosts.get(x);
-      if (!host) continue;
-      this.delta(
-        host,
-        network,
-        (ctx, sink) => {
-          plan.remote(ctx, owner, old, sink);
-          if (left) plan.remoteHost(ctx, owner, sink);
-        },
-        false,
-      );
-    }
+    this.remoteDeltas(
+      owner,
+      network,
+      (view, sink) => {
+        plan.remote(view, owner, old, sink);
+        if (left) plan.remoteHost(view, owner, sink);
+      },
+      false,
+    );
   }
 
   /** An instance arrived (already in the index); `joined`: first of its network on its host. */
@@ -411,18 +407,43 @@ export class DesiredStateEngine {
     const plan = MODELS[network.model];
     if (joined) this.presenceChanged(owner.id, network.id, pass);
     else this.delta(owner, network, (ctx, sink) => plan.local(ctx, next, sink), true);
+    this.remoteDeltas(
+      owner,
+      network,
+      (view, sink) => {
+        if (joined) plan.remoteHost(view, owner, sink);
+        plan.remote(view, owner, next, sink);
+      },
+      true,
+    );
+  }
+
+  /**
+   * Records what `emit` (a remote host's or instance's contribution, which depends only on
+   * the network's view: models/model.ts NetworkView) adds to or removes from the shares of
+   * `network` on its present hosts other than `owner`. Emitted once per uplink name and the
+   * same resource objects handed to every such host, as RemoteParts does for a compute: the
+   * interning then finds them at once, and a change allocates one copy instead of one per
+   * host.
+   */
+  private remoteDeltas(
+    owner: Host,
+    network: Network,
+    emit: (view: NetworkView, sink: HostSink) => void,
+    add: boolean,
+  ): void {
+    const pass = this.pass!;
+    let byUplink: Map<string, readonly Resource[]> | undefined;
     for (const x of this.ix.presentHosts(network.id)) {
       const host = x === owner.id ? undefined : this.ix.hosts.get(x);
-      if (!host) continue;
-      this.delta(
-        host,
-        network,
-        (ctx, sink) => {
-          if (joined) plan.remoteHost(ctx, owner, sink);
-          plan.remote(ctx, owner, next, sink);
-        },
-        true,
-      );
+      if (!host || pass.isDirty(host.id, network.id)) continue;
+      let rs = byUplink?.get(host.uplink);
+      if (!rs) {
+        const sink = new ListSink();
+        emit(new NetworkOnHost(this.ix, host, network), sink);
+        (byUplink ??= new Map()).set(host.uplink, (rs = sink.resources));
+      }
+      this.deltaOf(host, network, rs, add);
     }
   }
 
@@ -436,14 +457,25 @@ export class DesiredStateEngine {
     if (pass.isDirty(host.id, network.id)) return; // recomputed at the end anyway
     const sink = new ListSink();
     emit(new NetworkOnHost(this.ix, host, network), sink);
-    if (sink.resources.length === 0) return;
+    this.deltaOf(host, network, sink.resources, add);
+  }
+
+  /** Records resources added to (or removed from) the share of `network` on `host`. */
+  private deltaOf(
+    host: Host,
+    network: Network,
+    resources: readonly Resource[],
+    add: boolean,
+  ): void {
+    if (resources.length === 0) return;
+    const pass = this.pass!;
     pass.visited.add(host.id);
     const node = this.nodes.get(host.id);
     const share = node?.shares.get(network.id);
     if (!node || !share) return this.fallback(host.id, network.id);
     let d = this.pending.get(share);
     if (!d) this.pending.set(share, (d = { node, hostId: host.id, out: [], in: [] }));
-    (add ? d.in : d.out).push(...sink.resources);
+    (add ? d.in : d.out).push(...resources);
   }
 
   /**
