@@ -91,37 +91,12 @@ export function inApplyOrder(state: DesiredState): Resource[] {
   return [...state.values()].sort(byApplyOrder);
 }
 
-/** The ordered changes that turn state `a` into state `b`. */
+/** The ordered changes that turn state `a` into state `b` (`diffAt` over every key). */
 export function diff(a: DesiredState, b: DesiredState): Diff {
-  const upserts: Upsert[] = [];
-  const deletes: Resource[] = [];
-  let replacedDevices: Set<string> | null = null;
-  for (const [key, rb] of b) {
-    const ra = a.get(key);
-    if (!ra) {
-      upserts.push({ ...rb, op: 'create' });
-    } else if (!resourceEquals(ra, rb)) {
-      const replace = needsReplace(ra, rb);
-      upserts.push({ ...rb, op: replace ? 'replace' : 'update' });
-      const dev = replace ? deviceOf(rb) : null;
-      if (dev) (replacedDevices ??= new Set()).add(dev);
-    }
-  }
-  for (const [key, ra] of a) if (!b.has(key)) deletes.push(ra);
-  if (replacedDevices) {
-    // Recreating a device drops what lives on it (FDB, neighbours, routes, enslaved ports):
-    // re-send those that are otherwise unchanged.
-    const sent = new Set(upserts.map((u) => u.key));
-    for (const rb of b.values()) {
-      if (sent.has(rb.key)) continue;
-      if (devicesReferenced(rb).some((d) => replacedDevices.has(d))) {
-        upserts.push({ ...rb, op: 'update' });
-      }
-    }
-  }
-  upserts.sort(byApplyOrder);
-  deletes.sort((x, y) => byApplyOrder(y, x));
-  return { upserts, deletes };
+  const changed = new Map<string, Resource | undefined>();
+  for (const key of b.keys()) changed.set(key, a.get(key));
+  for (const [key, ra] of a) if (!b.has(key)) changed.set(key, ra);
+  return diffAt(changed, b);
 }
 
 /** Applies a diff to a state, returning a new state (upserts in order, then deletes). */
@@ -172,6 +147,8 @@ export function diffAt(changed: ReadonlyMap<string, Resource | undefined>, b: De
     }
   }
   if (replacedDevices) {
+    // Recreating a device drops what lives on it (FDB, neighbours, routes, enslaved ports):
+    // re-send those that are otherwise unchanged.
     const sent = new Set(upserts.map((u) => u.key));
     for (const rb of b.values()) {
       if (sent.has(rb.key)) continue;

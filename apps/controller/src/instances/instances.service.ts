@@ -1,5 +1,5 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
-import { DataSource, In, type EntityManager } from 'typeorm';
+import { DataSource, type EntityManager } from 'typeorm';
 import {
   normalizeMac,
   randomMac,
@@ -76,6 +76,7 @@ const NETWORK_COLUMNS = `id, name, model, cidr::text AS cidr, host(gateway) AS g
 
 /** What an instance needs of its host. */
 type HostRef = Pick<HostEntity, 'id' | 'name' | 'appliedRevision'>;
+const HOST_COLUMNS = `id, name, applied_revision::float8 AS "appliedRevision"`;
 
 /**
  * The network, locked for the rest of the batch (FOR NO KEY UPDATE: allocation within it is
@@ -95,7 +96,7 @@ function lockNetwork(tx: Tx, ref: string): Promise<NetworkEntity> {
 function findHost(tx: Tx, ref: string): Promise<HostRef> {
   return tx.lookup(`host:${ref}`, async () => {
     const [row] = await tx.query<HostRef>(
-      `SELECT id, name, applied_revision::float8 AS "appliedRevision" FROM hosts WHERE ${isUuid(ref) ? 'id' : 'name'} = $1`,
+      `SELECT ${HOST_COLUMNS} FROM hosts WHERE ${isUuid(ref) ? 'id' : 'name'} = $1`,
       [ref],
     );
     if (!row) throw new NotFoundException(`host "${ref}" not found`);
@@ -119,7 +120,7 @@ async function lockNetworkAndHost(
       const [row] = await tx.query<{ network: NetworkEntity | null; host: HostRef | null }>(
         `SELECT (SELECT row_to_json(n) FROM (SELECT ${NETWORK_COLUMNS} FROM networks
                   WHERE ${isUuid(netRef) ? 'id' : 'name'} = $1 FOR NO KEY UPDATE) n) AS network,
-                (SELECT row_to_json(h) FROM (SELECT id, name, applied_revision::float8 AS "appliedRevision"
+                (SELECT row_to_json(h) FROM (SELECT ${HOST_COLUMNS}
                   FROM hosts WHERE ${isUuid(hostRef) ? 'id' : 'name'} = $2) h) AS host`,
         [netRef, hostRef],
       );
@@ -169,17 +170,20 @@ async function findMany<T extends { id: string; name: string }>(
 /** The networks of a bulk, locked in id order (concurrent bulks cannot deadlock), one query. */
 function lockNetworks(tx: Tx, refs: readonly string[]): Promise<Map<string, NetworkEntity>> {
   return findMany(refs, 'network', (ids, names) =>
-    tx.manager.find(NetworkEntity, {
-      where: [{ id: In(ids) }, { name: In(names) }],
-      order: { id: 'ASC' },
-      lock: { mode: 'for_no_key_update' },
-    }),
+    tx.query<NetworkEntity>(
+      `SELECT ${NETWORK_COLUMNS} FROM networks WHERE id = ANY($1::uuid[]) OR name = ANY($2::text[])
+        ORDER BY id FOR NO KEY UPDATE`,
+      [ids, names],
+    ),
   );
 }
 
 function findHosts(tx: Tx, refs: readonly string[]): Promise<Map<string, HostRef>> {
   return findMany(refs, 'host', (ids, names) =>
-    tx.manager.find(HostEntity, { where: [{ id: In(ids) }, { name: In(names) }] }),
+    tx.query<HostRef>(
+      `SELECT ${HOST_COLUMNS} FROM hosts WHERE id = ANY($1::uuid[]) OR name = ANY($2::text[])`,
+      [ids, names],
+    ),
   );
 }
 

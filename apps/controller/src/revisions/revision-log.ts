@@ -57,8 +57,6 @@ export class BatchCache {
 export class Tx {
   readonly changes: Change[] = [];
   readonly revised = new Map<RevisedTable, Set<string>>();
-  /** Scratch space for the work (e.g. IPAM's allocation hints within a bulk). */
-  readonly memo = new Map<string, unknown>();
   /** Keys this request added to the batch cache. */
   readonly cached: string[] = [];
 
