@@ -14,6 +14,7 @@ interface Service {
   command?: string[];
   environment?: Record<string, string>;
   cap_add?: string[];
+  restart?: string;
 }
 
 const compose = parse(readFileSync('docker/compose.yaml', 'utf8'), { merge: true }) as {
@@ -33,6 +34,17 @@ describe('docker/compose.yaml', () => {
     expect(compose.services.controller.environment?.DATABASE_URL).toMatch(
       /^postgres:\/\/.*@postgres:5432\//,
     );
+  });
+
+  it('restarts every service that dies, and keeps agent tokens off the command line', () => {
+    for (const [name, s] of Object.entries(compose.services)) {
+      expect({ name, restart: s.restart }).toEqual({ name, restart: 'unless-stopped' });
+      expect({ name, token: (s.command ?? []).includes('--token') }).toEqual({
+        name,
+        token: false,
+      });
+    }
+    expect(compose.services['agent-h2'].environment?.LATTICE_AGENT_TOKEN).toBe('${H2_TOKEN:-}');
   });
 
   it('builds from Dockerfiles that exist', () => {

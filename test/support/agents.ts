@@ -19,7 +19,8 @@ export interface AgentProcess {
 export function spawnAgent(o: {
   url: string;
   host: string;
-  token: string;
+  /** Passed as --token; leave it out to give the token otherwise (--token-file in `args`). */
+  token?: string;
   stateDir: string;
   args?: string[];
 }): AgentProcess {
@@ -34,8 +35,7 @@ export function spawnAgent(o: {
       wsUrl,
       '--host',
       o.host,
-      '--token',
-      o.token,
+      ...(o.token !== undefined ? ['--token', o.token] : []),
       '--dataplane',
       'memory',
       '--state-dir',

@@ -49,7 +49,9 @@ const unique = (p: string) => `${p}${process.pid % 1000}-${++seq}`;
 
 /**
  * Starts a real controller on a real PostgreSQL, listening on 127.0.0.1 with a free port.
- * `databaseUrl`/`dataDir` reuse those of an earlier controller (restart tests).
+ * `databaseUrl`/`dataDir` reuse those of an earlier controller (restart tests). Tokens are
+ * ADMIN_TOKEN/VIEWER_TOKEN unless `env` sets them (or their `_FILE` variants); with
+ * `LATTICE_TLS_*` in `env` the URL is https and requests trust `ca`.
  */
 export async function startController(
   opts: {
@@ -57,24 +59,29 @@ export async function startController(
     dataDir?: string;
     env?: Record<string, string>;
     port?: number;
+    ca?: string | Buffer;
   } = {},
 ): Promise<TestController> {
   const databaseUrl = opts.databaseUrl ?? (await createTestDatabase());
   const dataDir = opts.dataDir ?? mkdtempSync(join(tmpdir(), 'lattice-ctl-'));
+  const loaded = loadConfig({ LATTICE_LOG_LEVEL: 'error', ...opts.env });
   const config: Config = {
-    ...loadConfig({ LATTICE_LOG_LEVEL: 'error', ...opts.env }),
+    ...loaded,
     databaseUrl,
     dataDir,
     port: 0,
     host: '127.0.0.1',
-    adminToken: ADMIN_TOKEN,
-    viewerToken: VIEWER_TOKEN,
+    adminToken: loaded.adminToken ?? ADMIN_TOKEN,
+    viewerToken: loaded.viewerToken ?? VIEWER_TOKEN,
   };
+  const adminToken = config.adminToken!;
   const controller = await createController(config);
   await controller.app.listen({ port: opts.port ?? 0, host: '127.0.0.1' });
   const url = (await controller.app.getUrl()).replace('[::1]', '127.0.0.1');
-  const auth = (t: request.Test, token: string) =>
-    token ? t.set('authorization', `Bearer ${token}`) : t;
+  const auth = (t: request.Test, token: string) => {
+    if (opts.ca !== undefined) t.ca(opts.ca);
+    return token ? t.set('authorization', `Bearer ${token}`) : t;
+  };
   const api = `/api/v1`;
   let hostN = 0;
   const self: TestController = {
@@ -82,12 +89,12 @@ export async function startController(
     url,
     databaseUrl,
     dataDir,
-    get: (p, token = ADMIN_TOKEN) => auth(request(url).get(api + p), token),
-    post: (p, body, token = ADMIN_TOKEN) =>
+    get: (p, token = adminToken) => auth(request(url).get(api + p), token),
+    post: (p, body, token = adminToken) =>
       auth(request(url).post(api + p), token).send(body as object),
-    patch: (p, body, token = ADMIN_TOKEN) =>
+    patch: (p, body, token = adminToken) =>
       auth(request(url).patch(api + p), token).send(body as object),
-    del: (p, token = ADMIN_TOKEN) => auth(request(url).delete(api + p), token),
+    del: (p, token = adminToken) => auth(request(url).delete(api + p), token),
     async close() {
       await controller.close();
       if (!opts.dataDir) rmSync(dataDir, { recursive: true, force: true });

@@ -1,10 +1,12 @@
 import WebSocket from 'ws';
 import { EMPTY_DIFF, type Resource } from '../../../libs/engine/src/index.js';
 import {
+  boundReport,
   CLOSE,
   encode,
   MAX_FRAME_BYTES,
   parseControllerFrame,
+  PartAssembler,
   type ControllerFrame,
   type DiffFrame,
   type ResourceError,
@@ -44,6 +46,11 @@ export interface AgentOptions {
    * host that vanished. 0 disables; default max(30 s, 3 heartbeats).
    */
   controllerTimeoutMs?: number;
+  /**
+   * For `wss://`: the CA certificate(s) (PEM) the controller's certificate must chain to,
+   * instead of the system's trusted CAs. Certificates are always verified.
+   */
+  ca?: string | Buffer;
   log?: (line: string) => void;
 }
 
@@ -83,6 +90,7 @@ export class Agent {
   private timers: NodeJS.Timeout[] = [];
   private reconnectTimer: NodeJS.Timeout | undefined;
   private synced = false;
+  private readonly parts = new PartAssembler();
   private readonly listeners = new Set<Listener>();
   /** Counts of what was received, for tests and benchmarks. */
   readonly received = { snapshot: 0, diff: 0, error: 0, bytes: 0 };
@@ -180,8 +188,10 @@ export class Agent {
     const s = new WebSocket(this.o.controller, {
       maxPayload: MAX_FRAME_BYTES,
       handshakeTimeout: 5000,
+      ...(this.o.ca !== undefined ? { ca: this.o.ca } : {}),
     });
     this.socket = s;
+    this.parts.reset();
     let opened = false;
     s.on('open', () => {
       opened = true;
@@ -211,10 +221,19 @@ export class Agent {
         return;
       }
       this.reconnect.worked();
+      // A state too big for one frame comes in parts: nothing applies before the last one.
+      const whole = this.parts.add(f);
+      if (whole === null) return;
+      if ('error' in whole) {
+        this.say(`${whole.error}: resyncing`);
+        s.close(1000, 'resync');
+        return;
+      }
+      const frame = whole.frame as typeof f;
       this.pending++;
-      this.enqueue(() => this.handle(f).finally(() => this.pending--));
+      this.enqueue(() => this.handle(frame).finally(() => this.pending--));
     });
-    s.on('error', (e) => this.say(`connection error: ${e.message}`));
+    s.on('error', (e) => this.say(connectionError(e, this.o.ca !== undefined)));
     s.on('close', (code, reason) => {
       if (this.socket !== s) return;
       this.socket = undefined;
@@ -320,7 +339,8 @@ export class Agent {
     // Nothing else to apply: let the data plane write what it defers (the memory data
     // plane's dump file) so that what was acknowledged can be read back at once.
     if (this.pending <= 1) await this.o.dataplane.flush?.();
-    if (errors.length > 0) this.send({ type: 'status', revision, errors });
+    // At most REPORT_LIMITS entries, messages cut: a host failing everywhere stays cheap.
+    if (errors.length > 0) this.send({ type: 'status', revision, errors: boundReport(errors, {}) });
     else this.send({ type: 'ack', revision });
     this.emit({ type: 'applied', revision, via, errors });
   }
@@ -329,10 +349,38 @@ export class Agent {
     if (!this.synced) return;
     const items = await this.o.dataplane.checkDrift(this.desired);
     if (items.length === 0) return;
+    const report = boundReport(items, { repaired: false });
     this.say(
-      `drift: ${items.map((i) => `${i.key} (${i.message}${i.repaired ? ', repaired' : ''})`).join('; ')}`,
+      `drift: ${report.map((i) => `${i.key} (${i.message}${i.repaired ? ', repaired' : ''})`).join('; ')}`,
     );
-    this.send({ type: 'drift', revision: this.applied, items });
+    this.send({ type: 'drift', revision: this.applied, items: report });
     this.emit({ type: 'drift', items: items.length });
   }
+}
+
+/** Certificate verification failures of the TLS handshake (Node's error codes). */
+const UNTRUSTED_CERT = new Set([
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'CERT_UNTRUSTED',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'ERR_TLS_CERT_ALTNAME_INVALID',
+]);
+
+/** A connection error for the log; an untrusted controller certificate says what to do. */
+function connectionError(e: Error & { code?: string }, withCa: boolean): string {
+  if (e.code && UNTRUSTED_CERT.has(e.code)) {
+    const hint =
+      e.code === 'ERR_TLS_CERT_ALTNAME_INVALID'
+        ? "the certificate does not name the controller's address"
+        : withCa
+          ? 'it does not chain to the CA of --ca-file'
+          : 'pass the CA that signed it with --ca-file';
+    return `refusing the controller: its TLS certificate is not trusted (${e.code}: ${e.message}); ${hint}`;
+  }
+  return `connection error: ${e.message}`;
 }

@@ -19,6 +19,7 @@ import { NetworksController } from './networks/networks.controller.js';
 import { NetworksService } from './networks/networks.service.js';
 import { PoolsController } from './pools/pools.controller.js';
 import { PoolsService } from './pools/pools.service.js';
+import { CompactionService } from './revisions/compaction.service.js';
 import { RevisionLog } from './revisions/revision-log.js';
 import { DesiredStateService } from './desired-state/desired-state.service.js';
 import { RevisionListener } from './desired-state/revision-listener.js';
@@ -58,6 +59,7 @@ export class AppModule {
         DesiredStateService,
         RevisionListener,
         RevisionLog,
+        CompactionService,
         PoolsService,
         HostsService,
         NetworksService,

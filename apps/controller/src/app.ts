@@ -59,7 +59,12 @@ export async function createController(config: Config): Promise<Controller> {
       dataSource,
       tokens: { admin: adminToken, viewer: config.viewerToken },
     }),
-    new FastifyAdapter({ bodyLimit: config.bodyLimit }),
+    // With TLS the one server speaks HTTPS, and the agents' WebSocket /agent (which rides
+    // on it) WSS.
+    new FastifyAdapter({
+      bodyLimit: config.bodyLimit,
+      ...(config.tls ? { https: { key: config.tls.key, cert: config.tls.cert } } : {}),
+    }),
     {
       logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1),
       abortOnError: false,

@@ -4,12 +4,16 @@ import { ConfigError, loadConfig } from './config/config.js';
 
 async function main(): Promise<void> {
   const config = loadConfig();
+  for (const w of config.warnings) console.warn(`warning: ${w}`);
   const controller = await createController(config);
   await controller.app.listen({ port: config.port, host: config.host });
-  const url = await controller.app.getUrl();
-  console.log(
-    `Lattice controller listening on ${url.replace('[::1]', '127.0.0.1')} (API /api/v1, docs /api/docs)`,
-  );
+  const url = (await controller.app.getUrl()).replace('[::1]', '127.0.0.1');
+  // https:// when LATTICE_TLS_CERT_FILE/LATTICE_TLS_KEY_FILE are set; agents then use wss://.
+  console.log(`Lattice controller listening on ${url} (API /api/v1, docs /api/docs)`);
+  if (config.tls)
+    console.log(
+      `TLS with certificate ${config.tls.certFile}; agents connect to ${url.replace(/^http/, 'ws')}/agent`,
+    );
   if (controller.adminTokenCreated) {
     console.log(
       `Admin token (shown once, stored in ${config.dataDir}/admin-token):\n  ${controller.adminToken}`,

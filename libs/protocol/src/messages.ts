@@ -13,8 +13,18 @@ import type { Resource, Upsert } from '../../engine/src/index.js';
  */
 export const PROTOCOL_VERSION = 1;
 
-/** Largest frame either side accepts, bytes. Snapshots of very large hosts fit easily. */
+/**
+ * Largest frame either side accepts, bytes. A snapshot or diff over it is sent in parts
+ * (parts.ts), so a state of any size gets through in frames of at most this size.
+ */
 export const MAX_FRAME_BYTES = 8 * 1024 * 1024;
+
+/**
+ * What an agent reports is bounded: at most `errors` entries per status or drift frame
+ * (the agent sends the first ones and one summary entry `{ key: '*', message: '… more' }`),
+ * each message at most `messageChars` characters. The controller stores no more than this.
+ */
+export const REPORT_LIMITS = { errors: 100, messageChars: 1024 } as const;
 
 /** WebSocket close codes used by the controller. */
 export const CLOSE = {
@@ -58,6 +68,9 @@ export interface Snapshot {
   readonly revision: number;
   /** The host's whole desired state, in apply order. */
   readonly resources: readonly Resource[];
+  /** A state too big for one frame comes in parts (parts.ts): this one's index, and how many. */
+  readonly part?: number;
+  readonly parts?: number;
 }
 
 export interface DiffFrame {
@@ -69,6 +82,8 @@ export interface DiffFrame {
   /** Apply all upserts in order, then all deletes in order. */
   readonly upserts: readonly Upsert[];
   readonly deletes: readonly Resource[];
+  readonly part?: number;
+  readonly parts?: number;
 }
 
 export interface Ack {

@@ -6,6 +6,7 @@ import {
   type ControllerFrame,
   type Frame,
 } from './messages.js';
+import { MAX_PARTS } from './parts.js';
 
 /**
  * Validates a received frame. Never throws: returns the frame or a message saying what is
@@ -52,6 +53,20 @@ function checkErrors(v: unknown, field: string, withRepaired: boolean): string |
   return null;
 }
 
+/** `part`/`parts` of a frame in parts (both or neither; parts.ts). */
+function checkParts(f: Record<string, unknown>): string | null {
+  if (f.part === undefined && f.parts === undefined) return null;
+  if (!Number.isSafeInteger(f.parts) || (f.parts as number) < 1 || (f.parts as number) > MAX_PARTS)
+    return `${String(f.type)}.parts must be an integer in 1-${MAX_PARTS}`;
+  if (
+    !Number.isSafeInteger(f.part) ||
+    (f.part as number) < 0 ||
+    (f.part as number) >= (f.parts as number)
+  )
+    return `${String(f.type)}.part must be an integer below parts`;
+  return null;
+}
+
 function check(f: Record<string, unknown>): string | null {
   switch (f.type) {
     case 'hello':
@@ -77,7 +92,7 @@ function check(f: Record<string, unknown>): string | null {
     case 'snapshot':
       if (!isStr(f.cluster, 64)) return 'snapshot.cluster must be a string';
       if (!isRevision(f.revision)) return 'snapshot.revision must be a non-negative integer';
-      return checkResources(f.resources, 'snapshot.resources', false);
+      return checkParts(f) ?? checkResources(f.resources, 'snapshot.resources', false);
     case 'diff':
       if (!isStr(f.cluster, 64)) return 'diff.cluster must be a string';
       if (
@@ -88,6 +103,7 @@ function check(f: Record<string, unknown>): string | null {
         return 'diff needs fromRevision <= toRevision, non-negative integers';
       }
       return (
+        checkParts(f) ??
         checkResources(f.upserts, 'diff.upserts', true) ??
         checkResources(f.deletes, 'diff.deletes', false)
       );

@@ -9,6 +9,8 @@ export interface DataplaneOptions {
   uplink: string;
   stateDir: string;
   instanceNetnsPrefix: string;
+  /** Timeout of every command the linux data plane runs. */
+  commandTimeoutMs?: number;
 }
 
 /** The data plane registry: one line per kind. */
@@ -23,6 +25,7 @@ export function createDataplane(kind: 'linux' | 'memory', o: DataplaneOptions): 
         uplink: o.uplink,
         stateDir: o.stateDir,
         instanceNetnsPrefix: o.instanceNetnsPrefix,
+        ...(o.commandTimeoutMs ? { commandLimits: { timeoutMs: o.commandTimeoutMs } } : {}),
       });
   }
 }

@@ -12,6 +12,7 @@ export class AgentMetrics {
   readonly drift: Counter<'host'>;
   readonly ackLatency: Histogram;
   readonly lag: Gauge<'host'>;
+  readonly dropped: Counter<'reason'>;
 
   constructor(metrics: MetricsService) {
     const registers = [metrics.registry];
@@ -48,6 +49,12 @@ export class AgentMetrics {
       name: 'lattice_agent_ack_seconds',
       help: 'Time from sending a revision to an agent to its acknowledgement',
       buckets: [0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10],
+      registers,
+    });
+    this.dropped = new Counter({
+      name: 'lattice_agent_sessions_dropped_total',
+      help: 'Agent sessions ended by the controller: claim (a hello claiming a revision never issued), queue (not reading), revoked (token rotated or host deleted)',
+      labelNames: ['reason'],
       registers,
     });
     this.lag = new Gauge({

@@ -5,8 +5,11 @@ import type WebSocket from 'ws';
 import { inApplyOrder } from '../../../../libs/engine/src/index.js';
 import {
   CLOSE,
+  boundReport,
   DiffHistory,
   encode,
+  MAX_FRAME_BYTES,
+  encodeInParts,
   parseAgentFrame,
   type AgentFrame,
   type ControllerFrame,
@@ -21,11 +24,24 @@ import {
   DesiredStateService,
   type RevisionUpdate,
 } from '../desired-state/desired-state.service.js';
+import type { Tx } from '../revisions/revision-log.js';
 import { AgentMetrics } from './agent-metrics.js';
+
+/**
+ * Announced to every replica on commit (a rotation or a host delete, in its transaction):
+ * the payload is the host id; each replica checks the sessions of that host (`verify`).
+ */
+export const AGENTS_CHANNEL = 'lattice_agents';
+
+export async function notifyAgents(tx: Tx, hostId: string): Promise<void> {
+  await tx.query(`SELECT pg_notify('${AGENTS_CHANNEL}', $1)`, [hostId]);
+}
 
 const BAD_FRAMES_BEFORE_CLOSE = 20;
 const STATUS_FLUSH_MS = 100;
 const REMOTE_POLL_MS = 100;
+/** Every session's token is checked against the table this often (besides notifications). */
+const VERIFY_MS = 10_000;
 /** Revisions whose affected hosts are remembered for `?wait=applied`. */
 const RECENT_REVISIONS = 4096;
 
@@ -34,6 +50,8 @@ interface Session {
   readonly hostName: string;
   readonly socket: WebSocket;
   readonly agentVersion: string;
+  /** The hash of the token it authenticated with: a rotation or a host delete ends it. */
+  readonly tokenHash: string;
   /** The last revision sent to the agent (its desired revision as far as it knows). */
   sent: number;
   /** The last revision the agent reported applied. */
@@ -112,6 +130,7 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
     this.timers.push(setInterval(() => this.sweep(), Math.max(50, this.config.agentTimeoutMs / 4)));
     this.timers.push(setInterval(() => void this.flush(), STATUS_FLUSH_MS));
     this.timers.push(setInterval(() => void this.pollRemote(), REMOTE_POLL_MS));
+    this.timers.push(setInterval(() => void this.verify(), VERIFY_MS));
     for (const t of this.timers) t.unref();
   }
 
@@ -132,9 +151,35 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
     return s && { lastSeen: new Date(s.lastSeen), version: s.agentVersion, applied: s.applied };
   }
 
-  /** Disconnects the host's agent because its token was revoked. */
-  revoke(hostId: string): void {
-    this.sessions.get(hostId)?.socket.close(CLOSE.POLICY, 'agent token revoked');
+  /**
+   * Ends the sessions, on this replica, of hosts that were deleted or whose agent token
+   * changed since the agent authenticated (`hostIds` absent: every session). Called on the
+   * `lattice_agents` notification that a rotation or host delete sends on commit (every
+   * replica listens), when the listener reconnects, and every VERIFY_MS.
+   */
+  async verify(hostIds?: readonly string[]): Promise<void> {
+    const ids = (hostIds ?? [...this.sessions.keys()]).filter((id) => this.sessions.has(id));
+    if (ids.length === 0) return;
+    let rows: { id: string; agent_token_hash: string }[];
+    try {
+      rows = await this.ds.query('SELECT id, agent_token_hash FROM hosts WHERE id = ANY($1)', [
+        ids,
+      ]);
+    } catch (e) {
+      this.log.warn(`agent tokens not checked: ${e instanceof Error ? e.message : String(e)}`);
+      return;
+    }
+    const hashes = new Map(rows.map((r) => [r.id, r.agent_token_hash]));
+    for (const id of ids) {
+      const s = this.sessions.get(id);
+      if (!s) continue;
+      const hash = hashes.get(id);
+      if (hash !== undefined && tokensEqual(hash, s.tokenHash)) continue;
+      const why = hash === undefined ? 'host deleted' : 'agent token revoked';
+      this.log.log(`agent of ${s.hostName} disconnected: ${why}`);
+      this.metrics.dropped.inc({ reason: 'revoked' });
+      s.socket.close(CLOSE.POLICY, why);
+    }
   }
 
   // ---- connections -------------------------------------------------------------------
@@ -208,64 +253,78 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
       return undefined;
     }
     if (socket.readyState !== socket.OPEN) return undefined;
-    // Atomically with respect to updates: read the state, register, send.
-    return this.desired.read(({ revision, stateOf }) => {
-      const stale = this.sessions.get(row.id);
-      if (stale) {
-        stale.socket.terminate();
-        this.sessions.delete(row.id);
-      }
-      const history = this.history(row.id);
-      const session: Session = {
-        hostId: row.id,
-        hostName: row.name,
-        socket,
-        agentVersion: h.agentVersion,
-        sent: history.revision,
-        applied: h.appliedRevision,
-        lastSeen: Date.now(),
-        sentAt: new Map(),
-      };
-      this.sessions.set(row.id, session);
-      this.metrics.connected.set(this.sessions.size);
-      // A revision only means something in the database that issued it.
-      const ours = h.appliedRevision === 0 || h.cluster === this.cluster;
-      const resume =
-        ours && h.appliedRevision <= revision ? history.since(h.appliedRevision) : null;
-      if (resume) {
-        const to = Math.max(history.revision, h.appliedRevision);
-        this.send(
-          session,
-          {
-            type: 'diff',
-            cluster: this.cluster,
-            fromRevision: h.appliedRevision,
-            toRevision: to,
-            ...resume,
-          },
-          to,
+    // Atomically with respect to updates: read the state, register, send. A claim beyond
+    // what this replica has seen may come from another one that is ahead: catch up first.
+    const fresh = h.appliedRevision > this.desired.currentRevision;
+    return this.desired.read(
+      ({ revision, stateOf }) => {
+        const stale = this.sessions.get(row.id);
+        if (stale) {
+          stale.socket.terminate();
+          this.sessions.delete(row.id);
+        }
+        const history = this.history(row.id);
+        const session: Session = {
+          hostId: row.id,
+          hostName: row.name,
+          socket,
+          agentVersion: h.agentVersion,
+          tokenHash: row.agent_token_hash,
+          sent: history.revision,
+          applied: 0,
+          lastSeen: Date.now(),
+          sentAt: new Map(),
+        };
+        this.sessions.set(row.id, session);
+        this.metrics.connected.set(this.sessions.size);
+        // A revision only means something in the database that issued it, and the controller
+        // believes only what it could have sent: no revision beyond the latest committed one.
+        const ours = h.appliedRevision === 0 || h.cluster === this.cluster;
+        const believed = ours && h.appliedRevision <= revision;
+        if (ours && !believed) {
+          this.log.warn(
+            `agent of ${row.name} claims revision ${h.appliedRevision}, but the latest is ${revision}: not believed, resyncing it with a snapshot`,
+          );
+          this.metrics.dropped.inc({ reason: 'claim' });
+        }
+        if (believed) session.applied = h.appliedRevision;
+        const resume = believed ? history.since(h.appliedRevision) : null;
+        if (resume) {
+          const to = Math.max(history.revision, h.appliedRevision);
+          this.send(
+            session,
+            {
+              type: 'diff',
+              cluster: this.cluster,
+              fromRevision: h.appliedRevision,
+              toRevision: to,
+              ...resume,
+            },
+            to,
+          );
+          this.metrics.resyncs.inc({ kind: 'diff' });
+          session.sent = to;
+        } else {
+          this.send(
+            session,
+            {
+              type: 'snapshot',
+              cluster: this.cluster,
+              revision: history.revision,
+              resources: inApplyOrder(stateOf(row.id)),
+            },
+            history.revision,
+          );
+          this.metrics.resyncs.inc({ kind: 'snapshot' });
+        }
+        this.markStatus(session, true);
+        this.log.log(
+          `agent ${h.agentVersion} of ${row.name} connected at revision ${h.appliedRevision} (${resume ? 'diff' : 'snapshot'})`,
         );
-        this.metrics.resyncs.inc({ kind: 'diff' });
-        session.sent = to;
-      } else {
-        this.send(
-          session,
-          {
-            type: 'snapshot',
-            cluster: this.cluster,
-            revision: history.revision,
-            resources: inApplyOrder(stateOf(row.id)),
-          },
-          history.revision,
-        );
-        this.metrics.resyncs.inc({ kind: 'snapshot' });
-      }
-      this.markStatus(session, true);
-      this.log.log(
-        `agent ${h.agentVersion} of ${row.name} connected at revision ${h.appliedRevision} (${resume ? 'diff' : 'snapshot'})`,
-      );
-      return session;
-    });
+        return session;
+      },
+      { fresh },
+    );
   }
 
   /** True when a session answers a ping within a second (a half-open one does not). */
@@ -299,7 +358,8 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
         }
         this.observeAck(s, f.revision);
         s.applied = f.revision;
-        this.markStatus(s, true, { errors: f.type === 'status' ? f.errors : [] });
+        // Stored bounded whatever the agent sent (REPORT_LIMITS).
+        this.markStatus(s, true, { errors: f.type === 'status' ? boundReport(f.errors, {}) : [] });
         this.onApplied(s.hostId, f.revision);
         this.updateLag(s);
         return;
@@ -309,7 +369,7 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
         return;
       case 'drift':
         this.metrics.drift.inc({ host: s.hostName }, f.items.length);
-        this.markStatus(s, true, { drift: f.items });
+        this.markStatus(s, true, { drift: boundReport(f.items, { repaired: false }) });
         return;
     }
   }
@@ -323,22 +383,39 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
   }
 
   private send(s: Session, frame: Unversioned<ControllerFrame>, revision?: number): void {
-    this.sendText(s, frame.type, encode(frame), revision);
+    const texts = frame.type === 'error' ? [encode(frame)] : encodeInParts(frame, MAX_FRAME_BYTES);
+    this.sendTexts(s, frame.type, texts, revision);
   }
 
-  private sendText(
+  /**
+   * Sends the frames of one message (several when it comes in parts). An agent that is not
+   * reading has its frames queue up in the socket: when more than `agentQueueBytes` still
+   * wait as a new message is to be sent, it is dropped (it resyncs when it comes back). The
+   * queue is so bounded by that plus one message, and a slow agent slows no one down.
+   */
+  private sendTexts(
     s: Session,
     type: ControllerFrame['type'],
-    text: string,
+    texts: readonly string[],
     revision?: number,
   ): void {
     if (s.socket.readyState !== s.socket.OPEN) return;
-    s.socket.send(text);
-    if (revision !== undefined) s.sentAt.set(revision, Date.now());
-    if (type === 'diff' || type === 'snapshot') {
-      this.metrics.frames.inc({ type });
-      this.metrics.bytes.inc({ type }, Buffer.byteLength(text));
+    if (s.socket.bufferedAmount > this.config.agentQueueBytes) {
+      this.log.warn(
+        `agent of ${s.hostName} is not reading (${s.socket.bufferedAmount} bytes queued): disconnecting`,
+      );
+      this.metrics.dropped.inc({ reason: 'queue' });
+      s.socket.terminate();
+      return;
     }
+    for (const text of texts) {
+      s.socket.send(text);
+      if (type === 'diff' || type === 'snapshot') {
+        this.metrics.frames.inc({ type });
+        this.metrics.bytes.inc({ type }, Buffer.byteLength(text));
+      }
+    }
+    if (revision !== undefined) s.sentAt.set(revision, Date.now());
   }
 
   private history(hostId: string): DiffHistory {
@@ -381,18 +458,19 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
     for (const [hostId, { diff }] of u.hosts) {
       const history = this.history(hostId);
       // One encoding per host and revision: sent as is, and its length bounds the history.
-      const text = encode({
+      const frame = {
         type: 'diff',
         cluster: this.cluster,
         fromRevision: history.revision,
         toRevision: u.revision,
         upserts: diff.upserts,
         deletes: diff.deletes,
-      });
+      } as const;
+      const text = encode(frame);
       history.record(u.revision, diff, text.length);
       const s = this.sessions.get(hostId);
       if (!s) continue;
-      this.sendText(s, 'diff', text, u.revision);
+      this.sendTexts(s, 'diff', encodeInParts(frame, MAX_FRAME_BYTES, text), u.revision);
       s.sent = u.revision;
       this.updateLag(s);
     }

@@ -3,6 +3,10 @@ import type { EntityManager, EntityTarget, FindOptionsWhere } from 'typeorm';
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
+/**
+ * Whether a reference is an id. References of this form are always looked up as ids, the
+ * rest as names; names of this form are refused (`IsNotUuid`), so the two never meet.
+ */
 export function isUuid(s: string): boolean {
   return UUID.test(s);
 }
@@ -11,7 +15,8 @@ export type RowLock = 'pessimistic_write' | 'for_no_key_update' | 'pessimistic_r
 
 /**
  * Finds one object by id or by name (paths and request bodies name related objects either
- * way); 404 naming what was looked for.
+ * way): by id when `idOrName` has the form of a UUID, by name otherwise (no name has that
+ * form); 404 naming what was looked for.
  */
 export async function findByIdOrName<T extends { id: string; name: string }>(
   m: EntityManager,

@@ -1,4 +1,5 @@
-import { ValidationOptions, registerDecorator } from 'class-validator';
+import { applyDecorators } from '@nestjs/common';
+import { IsString, Matches, ValidationOptions, registerDecorator } from 'class-validator';
 import {
   isCanonicalCidr,
   isIpv4,
@@ -7,6 +8,7 @@ import {
   parseCidr,
   isUnicastMac,
 } from '../../../../libs/model/src/index.js';
+import { isUuid } from './lookup.js';
 
 /** Names of hosts, networks, instances and routers: DNS-label-like, 1–63 characters. */
 export const NAME_PATTERN = /^[a-z0-9][a-z0-9-]{0,62}$/;
@@ -24,6 +26,27 @@ function rule(name: string, test: (v: unknown) => boolean, message: string) {
         validator: { validate: test },
       });
 }
+
+/**
+ * A name never has the form of an id: a path segment or reference that parses as a UUID
+ * is always looked up as an id (`findByIdOrName`), so such a name could never be named.
+ */
+export const IsNotUuid = rule(
+  'isNotUuid',
+  (v) => typeof v !== 'string' || !isUuid(v),
+  '$property must not have the form of a UUID: ids are UUIDs, and a UUID in a path or reference always means an id',
+);
+
+/**
+ * The name of a host, network, instance or router: DNS-label-like (`NAME_PATTERN`) and
+ * not of the form of a UUID, so that ids and names can never be confused.
+ */
+export const IsObjectName = (): PropertyDecorator =>
+  applyDecorators(IsString(), Matches(NAME_PATTERN, { message: NAME_MESSAGE }), IsNotUuid());
+
+/** For the OpenAPI description of a name property. */
+export const NAME_DESCRIPTION =
+  '1-63 characters of a-z, 0-9 and "-", starting with a letter or digit; not of the form of a UUID (ids are UUIDs)';
 
 export const IsIpv4Address = rule(
   'isIpv4Address',

@@ -1,4 +1,6 @@
+import { readFileSync, statSync } from 'node:fs';
 import { resolve } from 'node:path';
+import { createSecureContext } from 'node:tls';
 
 /** A closed integer range, e.g. the VLAN pool `100-4094`. */
 export interface Range {
@@ -21,11 +23,34 @@ export interface Config {
   readonly vniPool: Range | undefined;
   /** Largest accepted request body, bytes. */
   readonly bodyLimit: number;
+  /**
+   * HTTPS (and WSS for agents, on the same server) with this PEM certificate chain and key
+   * (`LATTICE_TLS_CERT_FILE`, `LATTICE_TLS_KEY_FILE`); unset: plain HTTP.
+   */
+  readonly tls: TlsConfig | undefined;
+  /** Not errors, but worth saying at start (e.g. a secret file that others may read). */
+  readonly warnings: readonly string[];
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
   /** An agent silent this long is disconnected (agents send a heartbeat every third of it). */
   readonly agentTimeoutMs: number;
   /** How long a new agent connection may take to say hello. */
   readonly helloTimeoutMs: number;
+  /**
+   * Bytes that may wait in an agent's send queue (it is not reading): past it, the agent is
+   * disconnected, and resynced when it comes back.
+   */
+  readonly agentQueueBytes: number;
+  /** Revisions the log keeps at least (older ones are compacted, see CompactionService). */
+  readonly revisionRetention: number;
+  /** A revision younger than this is kept whatever the retention (a lagging replica's margin). */
+  readonly revisionMinAgeMs: number;
+}
+
+export interface TlsConfig {
+  readonly certFile: string;
+  readonly keyFile: string;
+  readonly cert: Buffer;
+  readonly key: Buffer;
 }
 
 export const VLAN_LIMITS: Range = { start: 1, end: 4094 };
@@ -69,9 +94,92 @@ function parseInteger(
   return n;
 }
 
+/** A group/other-readable secret file is worth a warning (not an error: it may be intended). */
+function checkPrivate(name: string, path: string, warnings: string[]) {
+  const mode = statSync(path).mode & 0o777;
+  if ((mode & 0o044) !== 0)
+    warnings.push(
+      `${name}: ${path} is readable by group or others (mode ${mode.toString(8).padStart(4, '0')}): chmod 600 it`,
+    );
+}
+
+/** `NAME` or `NAME_FILE` (the file's content, trimmed), not both. */
+function tokenFrom(
+  name: string,
+  env: NodeJS.ProcessEnv,
+  problems: string[],
+  warnings: string[],
+): string | undefined {
+  const direct = env[name] || undefined;
+  const file = env[`${name}_FILE`] || undefined;
+  if (direct !== undefined && file !== undefined) {
+    problems.push(`${name} and ${name}_FILE are both set: set one`);
+    return undefined;
+  }
+  let token = direct;
+  if (file !== undefined) {
+    try {
+      token = readFileSync(file, 'utf8').trim();
+      checkPrivate(`${name}_FILE`, file, warnings);
+    } catch (e) {
+      problems.push(`${name}_FILE: cannot read ${file} (${(e as Error).message})`);
+      return undefined;
+    }
+  }
+  const what = file !== undefined ? `${name}_FILE (${file})` : name;
+  if (token !== undefined && token.length < 16) {
+    problems.push(`${what} must be at least 16 characters`);
+    return undefined;
+  }
+  return token;
+}
+
+/** Both files or neither; both readable PEM, and the key must belong to the certificate. */
+function loadTls(env: NodeJS.ProcessEnv, problems: string[], warnings: string[]) {
+  const certFile = env.LATTICE_TLS_CERT_FILE || undefined;
+  const keyFile = env.LATTICE_TLS_KEY_FILE || undefined;
+  if (certFile === undefined && keyFile === undefined) return undefined;
+  if (certFile === undefined || keyFile === undefined) {
+    problems.push(
+      'LATTICE_TLS_CERT_FILE and LATTICE_TLS_KEY_FILE go together: set both (HTTPS) or neither (HTTP)',
+    );
+    return undefined;
+  }
+  const read = (name: string, path: string) => {
+    try {
+      return readFileSync(path);
+    } catch (e) {
+      problems.push(`${name}: cannot read ${path} (${(e as Error).message})`);
+      return undefined;
+    }
+  };
+  const cert = read('LATTICE_TLS_CERT_FILE', certFile);
+  const key = read('LATTICE_TLS_KEY_FILE', keyFile);
+  if (!cert || !key) return undefined;
+  if (!cert.includes('-----BEGIN CERTIFICATE-----')) {
+    problems.push(`LATTICE_TLS_CERT_FILE: ${certFile} holds no PEM certificate`);
+    return undefined;
+  }
+  if (!/-----BEGIN [A-Z ]*PRIVATE KEY-----/.test(key.toString('latin1'))) {
+    problems.push(`LATTICE_TLS_KEY_FILE: ${keyFile} holds no PEM private key`);
+    return undefined;
+  }
+  try {
+    createSecureContext({ cert, key });
+  } catch (e) {
+    problems.push(
+      `LATTICE_TLS_CERT_FILE/LATTICE_TLS_KEY_FILE: not a usable certificate and key (${(e as Error).message})`,
+    );
+    return undefined;
+  }
+  checkPrivate('LATTICE_TLS_KEY_FILE', keyFile, warnings);
+  return { certFile: resolve(certFile), keyFile: resolve(keyFile), cert, key };
+}
+
 /** Reads and validates the environment once, at boot, reporting every problem together. */
 export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const problems: string[] = [];
+  const warnings: string[] = [];
   const port = parseInteger('PORT', env.PORT, 8080, 0, 65535, problems);
   const bodyLimit = parseInteger(
     'LATTICE_BODY_LIMIT',
@@ -89,6 +197,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     3_600_000,
     problems,
   );
+  const agentQueueBytes = parseInteger(
+    'LATTICE_AGENT_QUEUE_BYTES',
+    env.LATTICE_AGENT_QUEUE_BYTES,
+    32 * 1024 * 1024,
+    64 * 1024,
+    1024 * 1024 * 1024,
+    problems,
+  );
   const helloTimeoutMs = parseInteger(
     'LATTICE_HELLO_TIMEOUT_MS',
     env.LATTICE_HELLO_TIMEOUT_MS,
@@ -97,13 +213,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     600_000,
     problems,
   );
+  const revisionRetention = parseInteger(
+    'LATTICE_REVISION_RETENTION',
+    env.LATTICE_REVISION_RETENTION,
+    10_000,
+    1,
+    1_000_000_000,
+    problems,
+  );
+  const revisionMinAgeMs = parseInteger(
+    'LATTICE_REVISION_MIN_AGE_MS',
+    env.LATTICE_REVISION_MIN_AGE_MS,
+    600_000,
+    0,
+    30 * 24 * 3_600_000,
+    problems,
+  );
   const vlanPool = parseRange('LATTICE_VLAN_POOL', env.LATTICE_VLAN_POOL, VLAN_LIMITS, problems);
   const vniPool = parseRange('LATTICE_VNI_POOL', env.LATTICE_VNI_POOL, VNI_LIMITS, problems);
-  for (const name of ['LATTICE_ADMIN_TOKEN', 'LATTICE_VIEWER_TOKEN'] as const) {
-    const v = env[name];
-    if (v !== undefined && v !== '' && v.length < 16)
-      problems.push(`${name} must be at least 16 characters`);
-  }
+  const adminToken = tokenFrom('LATTICE_ADMIN_TOKEN', env, problems, warnings);
+  const viewerToken = tokenFrom('LATTICE_VIEWER_TOKEN', env, problems, warnings);
   const logLevel = (env.LATTICE_LOG_LEVEL ?? 'log') as Config['logLevel'];
   if (!['error', 'warn', 'log', 'debug'].includes(logLevel)) {
     problems.push(`LATTICE_LOG_LEVEL must be one of error, warn, log, debug`);
@@ -111,19 +240,25 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
     problems.push('DATABASE_URL must be a postgres:// URL');
   }
+  const tls = loadTls(env, problems, warnings);
   if (problems.length > 0) throw new ConfigError(problems);
   return {
     port,
     host: env.HOST || '0.0.0.0',
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: resolve(env.LATTICE_DATA_DIR || '.lattice'),
-    adminToken: env.LATTICE_ADMIN_TOKEN || undefined,
-    viewerToken: env.LATTICE_VIEWER_TOKEN || undefined,
+    adminToken,
+    viewerToken,
     vlanPool,
     vniPool,
     bodyLimit,
+    tls,
+    warnings,
     logLevel,
     agentTimeoutMs,
     helloTimeoutMs,
+    agentQueueBytes,
+    revisionRetention,
+    revisionMinAgeMs,
   };
 }

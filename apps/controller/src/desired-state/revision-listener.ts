@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleDestroy } from '@nestjs/common';
 import pg from 'pg';
 import { DataSource } from 'typeorm';
+import { AGENTS_CHANNEL, AgentSessions } from '../agents/agent-sessions.service.js';
 import { DesiredStateService } from './desired-state.service.js';
 
 const RETRY_MS = 1000;
@@ -11,7 +12,8 @@ const RETRY_MS = 1000;
  * revision it has not seen is announced, catches its engine up from the log — which
  * publishes the per-host diffs to the agents connected to it. If the listening connection
  * drops, it reconnects and catches up once, so a missed notification costs latency, never
- * a lost change.
+ * a lost change. It also LISTENs on `lattice_agents`: a token rotation or host delete
+ * committed by any replica ends that host's agent session wherever it is connected.
  */
 @Injectable()
 export class RevisionListener implements OnApplicationBootstrap, OnModuleDestroy {
@@ -23,6 +25,7 @@ export class RevisionListener implements OnApplicationBootstrap, OnModuleDestroy
   constructor(
     private readonly ds: DataSource,
     private readonly desired: DesiredStateService,
+    private readonly agents: AgentSessions,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -40,7 +43,8 @@ export class RevisionListener implements OnApplicationBootstrap, OnModuleDestroy
     const options = this.ds.options as { url?: string };
     const client = new pg.Client({ connectionString: options.url });
     client.on('notification', (n) => {
-      if (Number(n.payload) > this.desired.currentRevision) void this.refresh();
+      if (n.channel === AGENTS_CHANNEL) void this.agents.verify([n.payload ?? '']);
+      else if (Number(n.payload) > this.desired.currentRevision) void this.refresh();
     });
     client.on('error', (e) => this.log.warn(`revision listener: ${e.message}`));
     client.on('end', () => {
@@ -48,9 +52,11 @@ export class RevisionListener implements OnApplicationBootstrap, OnModuleDestroy
     });
     try {
       await client.connect();
-      await client.query('LISTEN lattice_revisions');
+      await client.query(`LISTEN lattice_revisions; LISTEN ${AGENTS_CHANNEL}`);
       this.client = client;
+      // What was announced while not listening: caught up now.
       await this.refresh();
+      await this.agents.verify();
     } catch (e) {
       this.log.warn(
         `revision listener not connected: ${e instanceof Error ? e.message : String(e)}`,

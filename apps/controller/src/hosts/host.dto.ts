@@ -10,7 +10,7 @@ import {
   Min,
   ValidateIf,
 } from 'class-validator';
-import { IsLabels, IsUnicastIpv4, NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
+import { IsLabels, IsUnicastIpv4, IsObjectName, NAME_DESCRIPTION } from '../common/validators.js';
 
 /** Optional uplink name: at most 10 characters, so that `<uplink>.<vid>` fits IFNAMSIZ. */
 const Uplink = () =>
@@ -49,9 +49,8 @@ const Labels = () =>
   );
 
 export class CreateHostDto {
-  @ApiProperty({ example: 'h1' })
-  @IsString()
-  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  @ApiProperty({ example: 'h1', description: NAME_DESCRIPTION })
+  @IsObjectName()
   name!: string;
 
   @ApiProperty({

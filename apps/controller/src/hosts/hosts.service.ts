@@ -7,7 +7,7 @@ import { decodeCursor, PageQuery, toPage, type Page } from '../common/pagination
 import { HostEntity, InstanceEntity } from '../database/entities.js';
 import { hashToken, newToken } from '../auth/tokens.js';
 import { RevisionLog, type Tx } from '../revisions/revision-log.js';
-import { AgentSessions, type LiveAgent } from '../agents/agent-sessions.service.js';
+import { AgentSessions, notifyAgents, type LiveAgent } from '../agents/agent-sessions.service.js';
 import type { CreateHostDto, UpdateHostDto } from './host.dto.js';
 
 export interface HostView {
@@ -177,11 +177,12 @@ export class HostsService {
           { id: host.id },
           { agentTokenHash: hashToken(agentToken) },
         );
+        await notifyAgents(tx, host.id);
         return host.id;
       },
       (m, id) => this.get(id, m),
     );
-    this.agents.revoke(result.id);
+    await this.agents.verify([result.id]);
     return { ...result, agentToken, revision };
   }
 
@@ -195,9 +196,11 @@ export class HostsService {
           `host "${host.name}" still has ${instances} instance(s); delete or move them first`,
         );
       await tx.manager.delete(HostEntity, { id: host.id });
+      await notifyAgents(tx, host.id);
       tx.record({ type: 'host.delete', id: host.id });
       return { id: host.id, name: host.name };
     });
+    await this.agents.verify([result.id]);
     return { ...result, deleted: true, revision };
   }
 }

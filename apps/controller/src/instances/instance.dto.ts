@@ -6,19 +6,22 @@ import {
   IsArray,
   IsOptional,
   IsString,
-  Matches,
   MaxLength,
   ValidateNested,
 } from 'class-validator';
-import { IsIpv4Address, IsUnicastMac, NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
+import {
+  IsIpv4Address,
+  IsUnicastMac,
+  IsObjectName,
+  NAME_DESCRIPTION,
+} from '../common/validators.js';
 import { PageQuery } from '../common/pagination.js';
 
 export const MAX_BULK = 1000;
 
 export class CreateInstanceDto {
-  @ApiProperty({ example: 'web1' })
-  @IsString()
-  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  @ApiProperty({ example: 'web1', description: NAME_DESCRIPTION })
+  @IsObjectName()
   name!: string;
 
   @ApiProperty({ description: 'network id or name', example: 'blue' })

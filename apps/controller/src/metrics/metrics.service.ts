@@ -1,31 +1,34 @@
 import { Injectable } from '@nestjs/common';
-import { collectDefaultMetrics, Gauge, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
+import { CompactionService } from '../revisions/compaction.service.js';
 import { RevisionLog } from '../revisions/revision-log.js';
 
 /**
  * Prometheus metrics on a registry of this application's own (several controllers may
  * share a process in tests). Inventory gauges are read from the database at scrape time,
- * with one query: the first gauge's collect() refreshes the rest, which the registry
- * collects after it (it collects in registration order).
+ * with one query per scrape: the registry collects every metric at once, so each
+ * inventory gauge's collect() awaits the same refresh.
  */
 @Injectable()
 export class MetricsService {
   readonly registry = new Registry();
 
-  constructor(ds: DataSource, log: RevisionLog) {
+  constructor(ds: DataSource, log: RevisionLog, compaction: CompactionService) {
     const registers = [this.registry];
     const refresh = async () => {
       const [r] = await ds.query<Record<string, string>[]>(`
         SELECT (SELECT count(*) FROM hosts) AS hosts, (SELECT count(*) FROM networks) AS networks,
                (SELECT count(*) FROM instances) AS instances, (SELECT count(*) FROM routers) AS routers,
                (SELECT count(*) FROM host_blocks) AS blocks, (SELECT coalesce(max(revision), 0) FROM revisions) AS revision,
+               (SELECT coalesce(min(revision), 0) FROM revisions) AS oldest_revision,
                (SELECT count(*) FROM networks WHERE vlan_id IS NOT NULL) AS vlan,
                (SELECT count(*) FROM networks WHERE vni IS NOT NULL) AS vni,
                (SELECT count(*) FROM hosts WHERE applied_revision >= desired_revision) AS in_sync`);
       for (const k of ['hosts', 'networks', 'instances', 'routers', 'blocks'])
         objects.set({ kind: k }, Number(r[k]));
       revision.set(Number(r.revision));
+      oldestRevision.set(Number(r.oldest_revision));
       pool.set({ pool: 'vlan' }, Number(r.vlan));
       pool.set({ pool: 'vni' }, Number(r.vni));
       hostsInSync.set(Number(r.in_sync));
@@ -35,34 +38,49 @@ export class MetricsService {
       networks.reset();
       for (const m of byModel) networks.set({ model: m.model }, Number(m.n));
     };
+    let inflight: Promise<void> | undefined;
+    const refreshed = () =>
+      (inflight ??= refresh().finally(() => {
+        inflight = undefined;
+      }));
     const objects = new Gauge({
       name: 'lattice_objects',
       help: 'Stored objects by kind',
       labelNames: ['kind'],
       registers,
-      collect: refresh,
+      collect: refreshed,
     });
     const networks = new Gauge({
       name: 'lattice_networks',
       help: 'Networks by model',
       labelNames: ['model'],
       registers,
+      collect: refreshed,
     });
     const revision = new Gauge({
       name: 'lattice_revision',
       help: 'Latest committed revision',
       registers,
+      collect: refreshed,
+    });
+    const oldestRevision = new Gauge({
+      name: 'lattice_revision_oldest',
+      help: 'Oldest revision kept in the revision log (older ones were compacted)',
+      registers,
+      collect: refreshed,
     });
     const pool = new Gauge({
       name: 'lattice_pool_used',
       help: 'Ids in use per pool',
       labelNames: ['pool'],
       registers,
+      collect: refreshed,
     });
     const hostsInSync = new Gauge({
       name: 'lattice_hosts_in_sync',
       help: 'Hosts whose agent applied their desired revision',
       registers,
+      collect: refreshed,
     });
     new Gauge({
       name: 'lattice_commit_batches',
@@ -78,6 +96,15 @@ export class MetricsService {
       registers,
       collect() {
         this.set(log.stats().requests);
+      },
+    });
+    new Counter({
+      name: 'lattice_revisions_compacted_total',
+      help: 'Revisions deleted from the revision log by this process (compaction)',
+      registers,
+      collect() {
+        this.reset();
+        this.inc(compaction.stats().compacted);
       },
     });
     collectDefaultMetrics({ register: this.registry, prefix: 'lattice_process_' });

@@ -1,14 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsIn,
-  IsInt,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  Min,
-  registerDecorator,
-} from 'class-validator';
+import { IsIn, IsInt, IsOptional, Max, Min, registerDecorator } from 'class-validator';
 import {
   ENCAPSULATIONS,
   NETWORK_MODELS,
@@ -22,7 +13,7 @@ import type {
   Routing,
   Transport,
 } from '../../../../libs/model/src/index.js';
-import { IsIpv4Address, IsIpv4Cidr, NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
+import { IsIpv4Address, IsIpv4Cidr, IsObjectName, NAME_DESCRIPTION } from '../common/validators.js';
 
 /** Largest and smallest networks accepted: /8 (16,777,214 addresses) to /30. */
 export const MIN_PREFIX = 8;
@@ -56,9 +47,8 @@ function IsAcceptedPrefix(): PropertyDecorator {
  * is checked by `networkParameters`, which names every offending field at once.
  */
 export class CreateNetworkDto {
-  @ApiProperty({ example: 'blue' })
-  @IsString()
-  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  @ApiProperty({ example: 'blue', description: NAME_DESCRIPTION })
+  @IsObjectName()
   name!: string;
 
   @ApiProperty({ enum: NETWORK_MODELS })

@@ -1,7 +1,7 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { ArrayMaxSize, IsArray, IsOptional, IsString, Matches, MaxLength } from 'class-validator';
-import { NAME_MESSAGE, NAME_PATTERN } from '../common/validators.js';
+import { ArrayMaxSize, IsArray, IsOptional, IsString, MaxLength } from 'class-validator';
+import { IsObjectName, NAME_DESCRIPTION } from '../common/validators.js';
 
 /** An optional list of networks named by id or name. */
 function NetworkRefs(description: string) {
@@ -16,9 +16,8 @@ function NetworkRefs(description: string) {
 }
 
 export class CreateRouterDto {
-  @ApiProperty({ example: 'r1' })
-  @IsString()
-  @Matches(NAME_PATTERN, { message: NAME_MESSAGE })
+  @ApiProperty({ example: 'r1', description: NAME_DESCRIPTION })
+  @IsObjectName()
   name!: string;
 
   @NetworkRefs('networks to attach, by id or name')

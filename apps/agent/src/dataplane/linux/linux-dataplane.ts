@@ -18,10 +18,14 @@ import {
 } from '../../../../../libs/engine/src/resources.js';
 import type { Dataplane, DriftItem, ResourceError } from '../dataplane.js';
 import {
+  DEFAULT_COMMAND_TIMEOUT_MS,
+  MAX_COMMAND_OUTPUT_BYTES,
+  createRunner,
   mapLimit,
   parseBatchErrors,
   parseJsonLines,
-  spawnRunner,
+  type CommandLimits,
+  type CommandResult,
   type CommandRunner,
 } from './commands.js';
 import {
@@ -61,6 +65,11 @@ export interface LinuxDataplaneOptions {
   readonly stateDir: string;
   /** Injectable for unit tests; default spawns real commands. */
   readonly run?: CommandRunner;
+  /**
+   * Timeout and output cap of every command the default runner spawns (default:
+   * DEFAULT_COMMAND_TIMEOUT_MS and MAX_COMMAND_OUTPUT_BYTES; `--command-timeout-ms`).
+   */
+  readonly commandLimits?: Partial<CommandLimits>;
 }
 
 /** A unit of work attributed to one key: rendered against the kernel as it is now. */
@@ -95,7 +104,13 @@ export class LinuxDataplane implements Dataplane {
   private nftState: NftState | null | undefined;
 
   constructor(private readonly opts: LinuxDataplaneOptions) {
-    this.run = opts.run ?? spawnRunner;
+    this.run =
+      opts.run ??
+      createRunner({
+        timeoutMs: DEFAULT_COMMAND_TIMEOUT_MS,
+        maxOutputBytes: MAX_COMMAND_OUTPUT_BYTES,
+        ...opts.commandLimits,
+      });
     this.prefix = opts.instanceNetnsPrefix;
   }
 
@@ -106,9 +121,16 @@ export class LinuxDataplane implements Dataplane {
   sync(resources: readonly Resource[]): Promise<ResourceError[]> {
     return this.serialise(async () => {
       this.desired = new Map(resources.map((r) => [r.key, r]));
-      const { errors } = await this.reconcile(true);
-      this.synced = true;
-      return errors;
+      try {
+        const { errors } = await this.reconcile(true);
+        this.synced = true;
+        return errors;
+      } catch (e) {
+        // The kernel could not be read back (a command timed out, say): every resource
+        // failed this time, nothing crashes; the next sync or drift check tries again.
+        // Not a complete sync, so stale objects are not removed yet.
+        return resources.map((r) => ({ key: r.key, message: failureMessage(e) }));
+      }
     });
   }
 
@@ -152,10 +174,24 @@ export class LinuxDataplane implements Dataplane {
   // ---- apply ----------------------------------------------------------------------------
 
   private async doApply(diff: Diff): Promise<ResourceError[]> {
+    const errors = new Map<string, string>();
+    try {
+      await this.applyInto(diff, errors);
+    } catch (e) {
+      // Reading the kernel failed (e.g. `ip -j link show` timed out and was killed): the
+      // resources of this diff not yet settled fail with that message, so the agent
+      // reports them in its status instead of never answering the frame.
+      const message = failureMessage(e);
+      for (const r of [...diff.upserts, ...diff.deletes])
+        if (!errors.has(r.key)) errors.set(r.key, message);
+    }
+    return [...errors].map(([key, message]) => ({ key, message }));
+  }
+
+  private async applyInto(diff: Diff, errors: Map<string, string>): Promise<void> {
     for (const u of diff.upserts) this.desired.set(u.key, stripOp(u));
     for (const r of diff.deletes) this.desired.delete(r.key);
     const ctx = await this.readContext();
-    const errors = new Map<string, string>();
     const upserts = diff.upserts.filter((u) => u.kind !== 'filter' && u.kind !== 'bgp');
     this.precheck(upserts, ctx, errors);
     await this.execute(
@@ -183,7 +219,6 @@ export class LinuxDataplane implements Dataplane {
       errors,
     );
     await this.removeEmptyNamespaces(diff.deletes.filter((r) => !errors.has(r.key)));
-    return [...errors].map(([key, message]) => ({ key, message }));
   }
 
   private upsertWork(r: Resource, op: UpsertOp): Work {
@@ -292,6 +327,12 @@ export class LinuxDataplane implements Dataplane {
       for (const { w } of items) errors.set(w.key, `${argv[0]} not installed`);
       return;
     }
+    if (res.killed !== undefined) {
+      // Timed out (or flooded its output) and killed: which lines ran is unknown, and
+      // retrying them one by one could cost a timeout each. All fail; drift repairs later.
+      for (const { w } of items) if (!errors.has(w.key)) errors.set(w.key, res.killed);
+      return;
+    }
     const outcome = parseBatchErrors(res.stderr, res.code);
     for (const [line, message] of outcome.failed) {
       const it = items[line];
@@ -309,6 +350,11 @@ export class LinuxDataplane implements Dataplane {
       if (steps.length === 0) continue;
       const alone = steps.map((step) => ({ w, step }));
       const r = await this.run([...argv, '-force', '-batch', '-'], batchText(alone));
+      if (r.killed !== undefined) {
+        // Hung again: the rest would each wait as long.
+        for (const p of pending) if (!errors.has(p.key)) errors.set(p.key, r.killed);
+        return;
+      }
       const o = parseBatchErrors(r.stderr, r.code);
       const messages = [
         ...[...o.failed]
@@ -326,6 +372,7 @@ export class LinuxDataplane implements Dataplane {
 
   private async readJson<T>(argv: readonly string[]): Promise<T[]> {
     const res = await this.run(argv);
+    if (res.killed !== undefined) throw new Error(res.killed);
     if (res.code !== 0) throw new Error(`${argv.join(' ')}: ${res.stderr.trim()}`);
     const text = res.stdout.trim();
     return text ? (JSON.parse(text) as T[]) : [];
@@ -535,12 +582,12 @@ export class LinuxDataplane implements Dataplane {
     const { conf, ctl, pid } = this.birdFiles();
     await mkdir(this.opts.stateDir, { recursive: true });
     await writeAtomic(conf, renderBirdConfig(r.spec));
-    const fail = (res: { code: number; stdout: string; stderr: string }, what: string) =>
+    const fail = (res: CommandResult, what: string) =>
       errors.set(
         r.key,
         res.code === MISSING_BINARY
           ? 'bird not installed'
-          : `${what}: ${(res.stderr || res.stdout).trim()}`,
+          : `${what}: ${(res.killed ?? (res.stderr || res.stdout)).trim()}`,
       );
     const parsed = await this.run(this.inHost('bird', '-p', '-c', conf));
     if (parsed.code !== 0) return void fail(parsed, 'invalid BIRD config');
@@ -579,6 +626,10 @@ export class LinuxDataplane implements Dataplane {
     await this.ensureBird(bgp, errors);
     return [{ key: bgp.key, message, attempted: true }];
   }
+}
+
+function failureMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }
 
 function stripOp(u: Diff['upserts'][number]): Resource {
