@@ -37,7 +37,11 @@ export async function createController(config: Config): Promise<Controller> {
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
   if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres({ dataDir: config.dataDir });
+    embedded = await startEmbeddedPostgres({
+      dataDir: config.dataDir,
+      supervise: true,
+      report: log,
+    });
     databaseUrl = embedded.url;
     log.log(`embedded PostgreSQL on 127.0.0.1:${embedded.port}, data in ${config.dataDir}`);
   }
