@@ -6,6 +6,7 @@ import pg from 'pg';
 import request from 'supertest';
 import { createController, type Controller } from '../../apps/controller/src/app.js';
 import { loadConfig, type Config } from '../../apps/controller/src/config/config.js';
+import { contractCheck, loadContract } from './contract.js';
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const VIEWER_TOKEN = 'test-viewer-token-0123456789';
@@ -78,8 +79,12 @@ export async function startController(
   const controller = await createController(config);
   await controller.app.listen({ port: opts.port ?? 0, host: '127.0.0.1' });
   const url = (await controller.app.getUrl()).replace('[::1]', '127.0.0.1');
+  await loadContract(url, opts.ca);
+  // Every response is validated against the served OpenAPI document (contract.ts).
   const auth = (t: request.Test, token: string) => {
     if (opts.ca !== undefined) t.ca(opts.ca);
+    const u = new URL(t.url);
+    t.expect(contractCheck(t.method, u.pathname + u.search));
     return token ? t.set('authorization', `Bearer ${token}`) : t;
   };
   const api = `/api/v1`;

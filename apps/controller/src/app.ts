@@ -100,9 +100,28 @@ export async function createController(config: Config): Promise<Controller> {
   );
   const doc = new DocumentBuilder()
     .setTitle('Lattice')
-    .setDescription('SDN controller for virtual networks: hosts, networks, instances, routers')
+    .setDescription(
+      'SDN controller for virtual networks: hosts, networks, instances, routers. Every ' +
+        'error is `{ statusCode, error, message, details? }`; every mutating call takes ' +
+        '`?wait=applied&timeoutMs=N` and answers the `revision` at which it became visible.',
+    )
     .setVersion('1')
-    .addBearerAuth()
+    .setLicense('Apache-2.0', 'https://www.apache.org/licenses/LICENSE-2.0')
+    .addServer('/', 'the controller serving this document')
+    .addSecurity('bearer', {
+      type: 'http',
+      scheme: 'bearer',
+      description:
+        'The admin token (LATTICE_ADMIN_TOKEN, or generated into the data directory on first ' +
+        'start) may do everything; the viewer token (LATTICE_VIEWER_TOKEN) may only read.',
+    })
+    .addTag('health', 'liveness, without a token')
+    .addTag('hosts', 'the machines that run an agent')
+    .addTag('networks', 'virtual networks of any networking model')
+    .addTag('instances', 'VMs or containers attached to a network on a host')
+    .addTag('routers', 'distributed L3 routing between networks')
+    .addTag('pools', 'VLAN id and VNI pools')
+    .addTag('metrics', 'Prometheus metrics')
     .build();
   SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, doc));
   await app.init();

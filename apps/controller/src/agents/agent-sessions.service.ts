@@ -358,8 +358,11 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
         }
         this.observeAck(s, f.revision);
         s.applied = f.revision;
-        // Stored bounded whatever the agent sent (REPORT_LIMITS).
-        this.markStatus(s, true, { errors: f.type === 'status' ? boundReport(f.errors, {}) : [] });
+        // Stored bounded whatever the agent sent (REPORT_LIMITS), with the known fields only.
+        const errors = f.type === 'status' ? boundReport(f.errors, {}) : [];
+        this.markStatus(s, true, {
+          errors: errors.map(({ key, message }) => ({ key, message })),
+        });
         this.onApplied(s.hostId, f.revision);
         this.updateLag(s);
         return;
@@ -369,7 +372,13 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
         return;
       case 'drift':
         this.metrics.drift.inc({ host: s.hostName }, f.items.length);
-        this.markStatus(s, true, { drift: boundReport(f.items, { repaired: false }) });
+        this.markStatus(s, true, {
+          drift: boundReport(f.items, { repaired: false }).map(({ key, message, repaired }) => ({
+            key,
+            message,
+            repaired,
+          })),
+        });
         return;
     }
   }

@@ -15,40 +15,58 @@ import {
   IsObjectName,
   NAME_DESCRIPTION,
 } from '../common/validators.js';
+import { IPV4_PATTERN, MAC_PATTERN, NAME_SCHEMA, REF_SCHEMA } from '../common/openapi.js';
 import { PageQuery } from '../common/pagination.js';
 
 export const MAX_BULK = 1000;
 
 export class CreateInstanceDto {
-  @ApiProperty({ example: 'web1', description: NAME_DESCRIPTION })
+  @ApiProperty({ ...NAME_SCHEMA, example: 'web1', description: NAME_DESCRIPTION })
   @IsObjectName()
   name!: string;
 
-  @ApiProperty({ description: 'network id or name', example: 'blue' })
+  @ApiProperty({ ...REF_SCHEMA, description: 'network id or name', example: 'blue' })
   @IsString()
   @MaxLength(63)
   network!: string;
 
-  @ApiProperty({ description: 'host id or name', example: 'h1' })
+  @ApiProperty({ ...REF_SCHEMA, description: 'host id or name', example: 'h1' })
   @IsString()
   @MaxLength(63)
   host!: string;
 
   @ApiPropertyOptional({
-    description: 'default: the lowest free address of the network (or of the host block)',
+    description:
+      "an address inside the network (block-based models: inside the host's block), not its " +
+      'gateway, network or broadcast address (409 otherwise, or when in use); default: the ' +
+      "lowest free address of the network (or of the host's block)",
+    format: 'ipv4',
+    pattern: IPV4_PATTERN,
   })
   @IsOptional()
   @IsIpv4Address()
   ip?: string;
 
-  @ApiPropertyOptional({ description: 'default: a random locally administered unicast MAC' })
+  @ApiPropertyOptional({
+    description:
+      'a unicast MAC (least significant bit of the first octet clear, not all zeros), any case, ' +
+      '`:` or `-` separated, answered in lower case with `:` (409 when in use); default: a ' +
+      'random locally administered unicast MAC',
+    pattern: MAC_PATTERN,
+    example: '02:00:0a:0a:00:05',
+  })
   @IsOptional()
   @IsUnicastMac()
   mac?: string;
 }
 
 export class BulkCreateInstancesDto {
-  @ApiProperty({ type: [CreateInstanceDto], maxItems: MAX_BULK })
+  @ApiProperty({
+    type: [CreateInstanceDto],
+    minItems: 1,
+    maxItems: MAX_BULK,
+    description: 'the instances, with distinct names; all are created or none',
+  })
   @IsArray()
   @ArrayMinSize(1)
   @ArrayMaxSize(MAX_BULK, { message: `instances may hold at most ${MAX_BULK} items` })
@@ -58,19 +76,23 @@ export class BulkCreateInstancesDto {
 }
 
 export class MoveInstanceDto {
-  @ApiProperty({ description: 'the new host, by id or name' })
+  @ApiProperty({ ...REF_SCHEMA, description: 'the new host, by id or name', example: 'h2' })
   @IsString()
   @MaxLength(63)
   host!: string;
 }
 
 export class InstanceListQuery extends PageQuery {
-  @ApiPropertyOptional({ description: 'network id or name' })
+  @ApiPropertyOptional({
+    description: 'only instances of this network (id or name; 404 when unknown)',
+  })
   @IsOptional()
   @IsString()
   network?: string;
 
-  @ApiPropertyOptional({ description: 'host id or name' })
+  @ApiPropertyOptional({
+    description: 'only instances on this host (id or name; 404 when unknown)',
+  })
   @IsOptional()
   @IsString()
   host?: string;

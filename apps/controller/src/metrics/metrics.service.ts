@@ -24,7 +24,7 @@ export class MetricsService {
                (SELECT coalesce(min(revision), 0) FROM revisions) AS oldest_revision,
                (SELECT count(*) FROM networks WHERE vlan_id IS NOT NULL) AS vlan,
                (SELECT count(*) FROM networks WHERE vni IS NOT NULL) AS vni,
-               (SELECT count(*) FROM hosts WHERE applied_revision >= desired_revision) AS in_sync`);
+               (SELECT count(*) FROM hosts WHERE agent_last_seen IS NOT NULL AND applied_revision >= desired_revision) AS in_sync`);
       for (const k of ['hosts', 'networks', 'instances', 'routers', 'blocks'])
         objects.set({ kind: k }, Number(r[k]));
       revision.set(Number(r.revision));

@@ -1,12 +1,18 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { ArrayMaxSize, IsArray, IsOptional, IsString, MaxLength } from 'class-validator';
+import { NAME_SCHEMA, REF_SCHEMA } from '../common/openapi.js';
 import { IsObjectName, NAME_DESCRIPTION } from '../common/validators.js';
 
 /** An optional list of networks named by id or name. */
 function NetworkRefs(description: string) {
   return applyDecorators(
-    ApiPropertyOptional({ description, type: [String] }),
+    ApiPropertyOptional({
+      description,
+      type: 'array',
+      maxItems: 256,
+      items: { ...REF_SCHEMA, description: 'a network id or name' },
+    }),
     IsOptional(),
     IsArray(),
     ArrayMaxSize(256),
@@ -16,7 +22,7 @@ function NetworkRefs(description: string) {
 }
 
 export class CreateRouterDto {
-  @ApiProperty({ example: 'r1', description: NAME_DESCRIPTION })
+  @ApiProperty({ ...NAME_SCHEMA, example: 'r1', description: NAME_DESCRIPTION })
   @IsObjectName()
   name!: string;
 
