@@ -84,19 +84,34 @@ const CONNECTION_ERRORS = new Set([
   'ETIMEDOUT',
   'EPIPE',
   '57P01',
+  // terminating connection because another server process crashed
+  '57P02',
   '57P03',
   '08006',
   '08001',
   '08003',
 ]);
 
-/** The database went away or is unreachable (as opposed to refusing what was sent). */
+/**
+ * The database went away or is unreachable (as opposed to refusing what was sent).
+ * TypeORM releases a query runner as soon as its connection reports an error, so a work
+ * still running on it when the server dies gets `QueryRunnerAlreadyReleasedError`: a lost
+ * connection too (this code releases its runners only after their last statement). A
+ * statement unanswered past the pool's `query_timeout` (a network that dropped without a
+ * reset) counts as the database being unreachable.
+ */
 export function isDatabaseDown(e: unknown): boolean {
-  const err = e as { code?: string; message?: string; driverError?: { code?: string } };
+  const err = e as {
+    code?: string;
+    name?: string;
+    message?: string;
+    driverError?: { code?: string };
+  };
   const code = err?.driverError?.code ?? err?.code;
   return (
     (typeof code === 'string' && CONNECTION_ERRORS.has(code)) ||
-    /Connection terminated|ECONNREFUSED|ECONNRESET|not queryable|Client has encountered a connection error|timeout exceeded when trying to connect/i.test(
+    err?.name === 'QueryRunnerAlreadyReleasedError' ||
+    /Connection terminated|ECONNREFUSED|ECONNRESET|not queryable|Client has encountered a connection error|timeout exceeded when trying to connect|Query read timeout/i.test(
       err?.message ?? '',
     )
   );

@@ -27,7 +27,15 @@ export function createDataSource(url: string, poolSize = 20): DataSource {
     uuidExtension: 'pgcrypto',
     // A request may hold a connection while it queues for a network's row lock: under a
     // burst, waiting for a free connection is normal, not a sign the database is down.
-    extra: { max: poolSize, connectionTimeoutMillis: 60_000 },
+    // A database whose network dropped without a reset answers nothing: keepalives notice
+    // a dead peer, and a statement unanswered for a minute fails (503) instead of hanging.
+    extra: {
+      max: poolSize,
+      connectionTimeoutMillis: 60_000,
+      keepAlive: true,
+      keepAliveInitialDelayMillis: 10_000,
+      query_timeout: 60_000,
+    },
   });
 }
 

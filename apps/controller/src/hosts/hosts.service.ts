@@ -81,33 +81,36 @@ export class HostsService {
 
   private view = (e: HostEntity): HostView => hostView(e, this.agents.live(e.id));
 
-  /** Registers a host. The agent token is returned here once; only its hash is kept. */
+  /**
+   * Registers a host. The agent token is returned here once; only its hash is kept. The
+   * answer is built from what was written, not read after the commit: a read that failed
+   * (the database gone right after the COMMIT) would lose a token that is shown only once.
+   */
   async create(dto: CreateHostDto) {
     const agentToken = newToken(`lah`);
-    const { result, revision } = await this.revisions.mutate(
-      async (tx) => {
-        const saved = await tx.manager.save(
-          tx.manager.create(HostEntity, {
-            name: dto.name,
-            underlayIp: dto.underlayIp,
-            uplink: dto.uplink ?? 'eth0',
-            asn: dto.asn ?? null,
-            labels: dto.labels ?? {},
-            agentTokenHash: hashToken(agentToken),
-            agentConnected: false,
-            agentErrors: [],
-            agentDrift: [],
-            appliedRevision: 0,
-            desiredRevision: 0,
-            revision: 0,
-          }),
-        );
-        tx.record({ type: 'host.upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
-        return saved.id;
-      },
-      (m, id) => this.get(id, m),
-    );
-    return { ...result, agentToken, revision };
+    const { result: saved, revision } = await this.revisions.mutate(async (tx) => {
+      const saved = await tx.manager.save(
+        tx.manager.create(HostEntity, {
+          name: dto.name,
+          underlayIp: dto.underlayIp,
+          uplink: dto.uplink ?? 'eth0',
+          asn: dto.asn ?? null,
+          labels: dto.labels ?? {},
+          agentTokenHash: hashToken(agentToken),
+          agentConnected: false,
+          agentLastSeen: null,
+          agentVersion: null,
+          agentErrors: [],
+          agentDrift: [],
+          appliedRevision: 0,
+          desiredRevision: 0,
+          revision: 0,
+        }),
+      );
+      tx.record({ type: 'host.upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
+      return saved;
+    });
+    return { ...this.view({ ...saved, revision }), agentToken, revision };
   }
 
   /** Changes a host's underlay address, uplink, ASN or labels; every host it affects follows. */
@@ -169,21 +172,16 @@ export class HostsService {
    */
   async rotateToken(idOrName: string) {
     const agentToken = newToken('lah');
-    const { result, revision } = await this.revisions.mutate(
-      async (tx) => {
-        const host = await this.lockHost(tx, idOrName);
-        await tx.manager.update(
-          HostEntity,
-          { id: host.id },
-          { agentTokenHash: hashToken(agentToken) },
-        );
-        await notifyAgents(tx, host.id);
-        return host.id;
-      },
-      (m, id) => this.get(id, m),
-    );
-    await this.agents.verify([result.id]);
-    return { ...result, agentToken, revision };
+    // Answered from the locked row, like a create: the new token is shown only this once.
+    const { result: host, revision } = await this.revisions.mutate(async (tx) => {
+      const host = await this.lockHost(tx, idOrName);
+      const agentTokenHash = hashToken(agentToken);
+      await tx.manager.update(HostEntity, { id: host.id }, { agentTokenHash });
+      await notifyAgents(tx, host.id);
+      return { ...host, agentTokenHash };
+    });
+    await this.agents.verify([host.id]);
+    return { ...this.view(host), agentToken, revision };
   }
 
   /** 409 while instances still live on the host. */

@@ -43,7 +43,7 @@ const SELECT_VIEW = `
          n.name AS network, h.name AS host, h.applied_revision
     FROM instances i JOIN networks n ON n.id = i.network_id JOIN hosts h ON h.id = i.host_id`;
 
-/** What a create wrote, enough to answer without reading it back. */
+/** What a create (or a move) wrote, enough to answer without reading it back. */
 interface Created {
   readonly instance: Instance;
   readonly network: string;
@@ -503,31 +503,45 @@ export class InstancesService {
    * block-based models: the address belongs to the old host's block.
    */
   async move(idOrName: string, hostRef: string) {
-    const { result, revision } = await this.revisions.mutate(
-      async (tx) => {
-        const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
-        const net = await lockNetwork(tx, inst.networkId);
-        const host = await findHost(tx, hostRef);
-        if (isBlockBased(net)) {
-          throw new Conflict(
-            `instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`,
-          );
-        }
-        const current = await tx.manager.findOneOrFail(InstanceEntity, {
-          where: { id: inst.id },
-          lock: { mode: 'pessimistic_write' },
-        });
-        if (current.hostId === host.id) return current.id;
-        await tx.manager.update(InstanceEntity, { id: current.id }, { hostId: host.id });
-        tx.record(
-          { type: 'instance.move', id: current.id, hostId: host.id },
-          { table: 'instances', id: current.id },
+    // Answered from what the work read and wrote, like a create: a read after the commit
+    // could fail (the database gone) and turn a committed move into an error.
+    const { result, revision } = await this.revisions.mutate(async (tx) => {
+      const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
+      const net = await lockNetwork(tx, inst.networkId);
+      const host = await findHost(tx, hostRef);
+      if (isBlockBased(net)) {
+        throw new Conflict(
+          `instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`,
         );
-        return current.id;
-      },
-      (m, id) => this.get(id, m),
-    );
-    return { ...result, revision };
+      }
+      const current = await tx.manager.findOneOrFail(InstanceEntity, {
+        where: { id: inst.id },
+        lock: { mode: 'pessimistic_write' },
+      });
+      const moved: Created = {
+        instance: {
+          id: current.id,
+          name: current.name,
+          networkId: current.networkId,
+          hostId: host.id,
+          ip: current.ip,
+          mac: current.mac,
+        },
+        network: net.name,
+        host: host.name,
+        createdAt: current.createdAt,
+        hostApplied: host.appliedRevision,
+      };
+      if (current.hostId === host.id) return { moved, rowRevision: current.revision };
+      await tx.manager.update(InstanceEntity, { id: current.id }, { hostId: host.id });
+      tx.record(
+        { type: 'instance.move', id: current.id, hostId: host.id },
+        { table: 'instances', id: current.id },
+      );
+      // stamped with the batch's revision at commit
+      return { moved, rowRevision: tx.revision };
+    });
+    return { ...this.created(result.moved, result.rowRevision), revision };
   }
 
   async delete(idOrName: string) {
