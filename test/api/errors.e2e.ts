@@ -234,12 +234,17 @@ describe('404', () => {
     for (const res of [
       await t.get('/no-such-route'),
       await t.post('/no-such-route', { a: 1 }),
-      await t.del('/hosts'),
       await request(t.url).get('/api/v2/hosts').set('authorization', `Bearer ${ADMIN_TOKEN}`),
     ]) {
       expectErrorBody(res, 404);
       expect(res.body.error).toBe('Not Found');
     }
+  });
+
+  it('answers 405 with Allow for a method a known path does not have', async () => {
+    const res = await t.del('/hosts');
+    expectErrorBody(res, 405);
+    expect(res.headers.allow).toMatch(/GET/);
   });
 });
 

@@ -9,11 +9,13 @@ import { API_TOKENS, AuthGuard, type ApiTokens } from './auth/auth.guard.js';
 import { ApiExceptionFilter } from './common/errors.js';
 import { CONFIG, type Config } from './config/config.js';
 import { HealthController } from './health/health.controller.js';
+import { RootController } from './health/root.controller.js';
 import { HostsController } from './hosts/hosts.controller.js';
 import { HostsService } from './hosts/hosts.service.js';
 import { InstancesController } from './instances/instances.controller.js';
 import { InstancesService } from './instances/instances.service.js';
 import { MetricsController } from './metrics/metrics.controller.js';
+import { HostMetrics } from './metrics/host-metrics.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { NetworksController } from './networks/networks.controller.js';
 import { NetworksService } from './networks/networks.service.js';
@@ -38,6 +40,7 @@ export class AppModule {
     return {
       module: AppModule,
       controllers: [
+        RootController,
         HealthController,
         HostsController,
         NetworksController,
@@ -66,6 +69,7 @@ export class AppModule {
         InstancesService,
         RoutersService,
         MetricsService,
+        HostMetrics,
       ],
     };
   }

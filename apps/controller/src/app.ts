@@ -1,20 +1,21 @@
-import { Logger, ValidationPipe, type LogLevel } from '@nestjs/common';
+import { Logger, RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
-import { WsAdapter } from '@nestjs/platform-ws';
 import { DataSource } from 'typeorm';
 import { AppModule } from './app.module.js';
 import { loadAdminToken } from './auth/tokens.js';
-import { flattenValidationErrors, InvalidInput } from './common/errors.js';
+import { frameworkErrors, installHttpRules } from './common/http.js';
+import { ApiValidationPipe } from './common/input-pipe.js';
 import type { Config } from './config/config.js';
 import { createDataSource, runMigrations } from './database/data-source.js';
 import { startEmbeddedPostgres, type EmbeddedDatabase } from './database/embedded-postgres.js';
+import { installLogger } from './logging/logger.js';
+import { useRequestLogging } from './logging/request-log.js';
+import { AgentWsAdapter } from './logging/ws-adapter.js';
 import { PoolsService } from './pools/pools.service.js';
 
 export const API_PREFIX = 'api/v1';
-
-const LEVELS: LogLevel[] = ['fatal', 'error', 'warn', 'log', 'debug', 'verbose'];
 
 export interface Controller {
   readonly app: NestFastifyApplication;
@@ -32,7 +33,8 @@ export interface Controller {
  * token, then the NestJS application on Fastify. Does not listen; `main.ts` does.
  */
 export async function createController(config: Config): Promise<Controller> {
-  Logger.overrideLogger(LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1));
+  // JSON lines (or LATTICE_LOG_FORMAT=pretty) for every Logger, the framework's included.
+  const logger = installLogger({ level: config.logLevel, format: config.logFormat });
   const log = new Logger('lattice');
   let embedded: EmbeddedDatabase | undefined;
   let databaseUrl = config.databaseUrl;
@@ -67,37 +69,25 @@ export async function createController(config: Config): Promise<Controller> {
     // on it) WSS.
     new FastifyAdapter({
       bodyLimit: config.bodyLimit,
+      frameworkErrors,
       ...(config.tls ? { https: { key: config.tls.key, cert: config.tls.cert } } : {}),
     }),
     {
-      logger: LEVELS.slice(0, LEVELS.indexOf(config.logLevel) + 1),
+      logger,
       abortOnError: false,
       bodyParser: false,
     },
   );
-  // Clients often send `content-type: application/json` on a DELETE with no body:
-  // an empty JSON body means "no body" rather than a 400.
-  const fastify = app.getHttpAdapter().getInstance();
-  fastify.removeContentTypeParser('application/json');
-  fastify.addContentTypeParser('application/json', { parseAs: 'string' }, (_req, body, done) => {
-    const text = typeof body === 'string' ? body : body.toString('utf8');
-    if (text.trim() === '') return done(null, undefined);
-    try {
-      done(null, JSON.parse(text));
-    } catch {
-      done(Object.assign(new Error('the body is not valid JSON'), { statusCode: 400 }), undefined);
-    }
-  });
-  app.useWebSocketAdapter(new WsAdapter(app));
-  app.setGlobalPrefix(API_PREFIX);
-  app.useGlobalPipes(
-    new ValidationPipe({
-      whitelist: true,
-      forbidNonWhitelisted: true,
-      transform: true,
-      exceptionFactory: (errors) => new InvalidInput(flattenValidationErrors(errors)),
-    }),
-  );
+  // Request ids and one log line per request (logging/request-log.ts).
+  useRequestLogging(app.getHttpAdapter().getInstance(), logger);
+  // Bodies only as strict UTF-8 JSON (415 otherwise; empty means none), 405 with `Allow`
+  // for a method a path does not have (common/http.ts).
+  installHttpRules(app.getHttpAdapter().getInstance());
+  app.useWebSocketAdapter(new AgentWsAdapter(app));
+  // `GET /` (health/root.controller.ts) points at the API and its documents.
+  app.setGlobalPrefix(API_PREFIX, { exclude: [{ path: '/', method: RequestMethod.GET }] });
+  // The DTOs' rules, and text PostgreSQL cannot store refused before any query.
+  app.useGlobalPipes(new ApiValidationPipe());
   const doc = new DocumentBuilder()
     .setTitle('Lattice')
     .setDescription(

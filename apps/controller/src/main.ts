@@ -1,33 +1,40 @@
 import 'reflect-metadata';
+import { Logger } from '@nestjs/common';
 import { createController } from './app.js';
 import { ConfigError, loadConfig } from './config/config.js';
+import { installedLogger, installLogger } from './logging/logger.js';
+
+const log = new Logger('lattice');
 
 async function main(): Promise<void> {
   const config = loadConfig();
-  for (const w of config.warnings) console.warn(`warning: ${w}`);
+  installLogger({ level: config.logLevel, format: config.logFormat });
+  for (const w of config.warnings) log.warn(w);
   const controller = await createController(config);
   await controller.app.listen({ port: config.port, host: config.host });
   const url = (await controller.app.getUrl()).replace('[::1]', '127.0.0.1');
   // https:// when LATTICE_TLS_CERT_FILE/LATTICE_TLS_KEY_FILE are set; agents then use wss://.
-  console.log(`Lattice controller listening on ${url} (API /api/v1, docs /api/docs)`);
+  log.log(`Lattice controller listening on ${url} (API /api/v1, docs /api/docs)`);
   if (config.tls)
-    console.log(
+    log.log(
       `TLS with certificate ${config.tls.certFile}; agents connect to ${url.replace(/^http/, 'ws')}/agent`,
     );
   if (controller.adminTokenCreated) {
-    console.log(
-      `Admin token (shown once, stored in ${config.dataDir}/admin-token):\n  ${controller.adminToken}`,
-    );
+    // Only on the start that generated it: a token given by the environment is never logged.
+    log.log({
+      msg: `admin token created (shown once, stored in ${config.dataDir}/admin-token)`,
+      adminToken: controller.adminToken,
+    });
   }
   let closing = false;
   const stop = (signal: string) => {
     if (closing) return;
     closing = true;
-    console.log(`${signal}: shutting down`);
+    log.log(`${signal}: shutting down`);
     controller.close().then(
       () => process.exit(0),
       (e: unknown) => {
-        console.error(e);
+        log.error(e instanceof Error ? e : String(e));
         process.exit(1);
       },
     );
@@ -37,6 +44,13 @@ async function main(): Promise<void> {
 }
 
 main().catch((e: unknown) => {
-  console.error(e instanceof ConfigError ? e.message : e);
+  // An invalid configuration is found before the logger is set up: the format as asked.
+  if (!installedLogger())
+    installLogger({
+      level: 'log',
+      format: process.env.LATTICE_LOG_FORMAT === 'pretty' ? 'pretty' : 'json',
+    });
+  if (e instanceof ConfigError) log.fatal({ msg: 'invalid configuration', problems: e.problems });
+  else log.fatal(e instanceof Error ? e : String(e));
   process.exit(1);
 });

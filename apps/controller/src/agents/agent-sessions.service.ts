@@ -18,6 +18,7 @@ import {
   type Unversioned,
 } from '../../../../libs/protocol/src/index.js';
 import { hashToken, tokensEqual } from '../auth/tokens.js';
+import { isDatabaseDown } from '../common/errors.js';
 import { isUuid } from '../common/lookup.js';
 import { CONFIG, type Config } from '../config/config.js';
 import {
@@ -625,12 +626,25 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
       }
       rows = local;
       if (elsewhere.length > 0) {
-        rows = rows.concat(
-          await this.ds.query<Row[]>(
+        const read = await this.ds
+          .query<Row[]>(
             `SELECT id, name, agent_connected, agent_last_seen, applied_revision FROM hosts WHERE id = ANY($1)`,
             [elsewhere],
-          ),
-        );
+          )
+          .catch((e: unknown) => {
+            if (!isDatabaseDown(e)) throw e;
+            // The change is committed: hosts whose state cannot be read now are reported
+            // as not known to have applied it (a 504), never as an error of the write.
+            const now = new Date();
+            return elsewhere.map((id) => ({
+              id,
+              name: id,
+              agent_connected: true,
+              agent_last_seen: now,
+              applied_revision: '0',
+            }));
+          });
+        rows = rows.concat(read);
       }
     } else {
       rows = await this.ds.query<Row[]>(

@@ -35,7 +35,7 @@ export const IPV4_PATTERN = `^(${OCTET}\\.){3}${OCTET}$`;
 export const CIDR_PATTERN = `^(${OCTET}\\.){3}${OCTET}/([89]|[12][0-9]|30)$`;
 /** A MAC address as `normalizeMac` accepts it: any case, `:` or `-`, surrounding blanks. */
 export const MAC_PATTERN = '^\\s*[0-9A-Fa-f]{2}([:-][0-9A-Fa-f]{2}){5}\\s*$';
-/** Ids are UUIDs; a name never has this form (`IsNotUuid`). */
+/** Ids are UUIDs; a name never has this form (`IsObjectName`). */
 export const UUID_PATTERN =
   '^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$';
 export const NAME_SCHEMA = {
@@ -75,7 +75,10 @@ export class FieldError {
   })
   field!: string;
 
-  @ApiProperty({ type: [String], description: 'what is wrong with it, one message per rule' })
+  @ApiProperty({
+    type: [String],
+    description: 'what is wrong with it: one message, the most telling of the rules it breaks',
+  })
   errors!: string[];
 }
 
@@ -93,7 +96,8 @@ export class ErrorResponse {
   @ApiPropertyOptional({
     description:
       '400: the offending fields, `[{ field, errors }]`; other statuses: an object with context ' +
-      '(409: what conflicts; 503 on /health: `{ status, database }`; 504: `{ revision, lagging, result }`)',
+      "(409 from a uniqueness rule: `{ object, field, value }`, what conflicts in the API's own " +
+      'words; 503 on /health: `{ status, database }`; 504: `{ revision, lagging, result }`)',
     oneOf: [
       { type: 'array', items: { $ref: getSchemaPath(FieldError) } },
       { type: 'object', additionalProperties: true },
@@ -104,7 +108,10 @@ export class ErrorResponse {
 
 /** Default descriptions of the error statuses. */
 const ERROR_TEXT = {
-  400: 'Invalid input: `details` names every offending field (`[{ field, errors }]`).',
+  400:
+    'Invalid input: `details` names every offending field (`[{ field, errors }]`), text a ' +
+    'database cannot store (NUL, unpaired surrogates) included; a body that is not a JSON ' +
+    'object, or not valid JSON or UTF-8, is one message without `details`.',
   401: 'No bearer token, or not a token of this controller.',
   403: 'The viewer token may only read: mutating calls need the admin token.',
   404: 'Not found.',
@@ -150,7 +157,9 @@ export function ApiPublicOp(operationId: string, summary: string, description: s
 export function ApiIdOrName(what: string) {
   return ApiParam({
     name: 'idOrName',
-    description: `the ${what}'s id (a UUID) or name: a value of the form of a UUID is always looked up as an id`,
+    description:
+      `the ${what}'s id (a UUID) or name: a value of the form of a UUID is always looked up as an id; ` +
+      'one no id or name can be (a NUL, invalid UTF-8, over 100 characters) names nothing: 404',
     schema: { type: 'string', minLength: 1 },
   });
 }

@@ -1,18 +1,27 @@
-import { BadRequestException } from '@nestjs/common';
 import { ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsInt, IsOptional, IsString, Max, Min } from 'class-validator';
+import { Transform } from 'class-transformer';
+import { IsOptional, IsString } from 'class-validator';
+import { InvalidInput } from './errors.js';
+import { NAME_PATTERN, IsIntIn } from './validators.js';
 
 export const MAX_PAGE = 1000;
 
+/**
+ * A query value that spells an integer (`"20"`, `"-1"`) as that number; anything else
+ * (`"abc"`, `"1.5"`, `"1e3"`, `""`, a repeated parameter) is left as it is, for the
+ * validator to refuse with its one message.
+ */
+export const QueryInt = () =>
+  Transform(({ value }: { value: unknown }) =>
+    typeof value === 'string' && /^-?\d{1,15}$/.test(value) ? Number(value) : value,
+  );
+
 /** Keyset pagination over names: `?limit=&cursor=`; `nextCursor` is null on the last page. */
 export class PageQuery {
-  @ApiPropertyOptional({ minimum: 1, maximum: MAX_PAGE, default: 100 })
+  @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: MAX_PAGE, default: 100 })
   @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(MAX_PAGE)
+  @QueryInt()
+  @IsIntIn(1, MAX_PAGE)
   limit?: number;
 
   @ApiPropertyOptional({ description: 'opaque cursor from the previous page' })
@@ -26,15 +35,22 @@ export interface Page<T> {
   nextCursor: string | null;
 }
 
+const FOREIGN_CURSOR = 'cursor is not one this API issued: pass a nextCursor as it was given';
+
+/**
+ * The name a cursor continues after. Lists are in name order, so a cursor this API issued
+ * holds a name: anything else (including text PostgreSQL would refuse) is a 400 naming
+ * `cursor`, before any query.
+ */
 export function decodeCursor(cursor: string | undefined): string | null {
   if (!cursor) return null;
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown };
-    if (typeof v.after === 'string') return v.after;
+    if (typeof v?.after === 'string' && NAME_PATTERN.test(v.after)) return v.after;
   } catch {
     // fall through
   }
-  throw new BadRequestException('cursor is not one this API issued');
+  throw InvalidInput.field('cursor', FOREIGN_CURSOR);
 }
 
 /** `rows` were fetched with `limit + 1`: the extra row says there is a next page. */

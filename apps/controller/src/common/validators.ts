@@ -1,5 +1,4 @@
-import { applyDecorators } from '@nestjs/common';
-import { IsString, Matches, ValidationOptions, registerDecorator } from 'class-validator';
+import { type ValidationArguments, ValidationOptions, registerDecorator } from 'class-validator';
 import {
   isCanonicalCidr,
   isIpv4,
@@ -27,22 +26,49 @@ function rule(name: string, test: (v: unknown) => boolean, message: string) {
       });
 }
 
-/**
- * A name never has the form of an id: a path segment or reference that parses as a UUID
- * is always looked up as an id (`findByIdOrName`), so such a name could never be named.
- */
-export const IsNotUuid = rule(
-  'isNotUuid',
-  (v) => typeof v !== 'string' || !isUuid(v),
-  '$property must not have the form of a UUID: ids are UUIDs, and a UUID in a path or reference always means an id',
-);
+const UUID_MESSAGE =
+  '$property must not have the form of a UUID: ids are UUIDs, and a UUID in a path or reference always means an id';
+
+/** What is wrong with a name, or undefined when it is one (one message, the most telling). */
+function nameProblem(v: unknown): string | undefined {
+  if (typeof v !== 'string') return '$property must be a string';
+  // A name never has the form of an id: a path segment or reference that parses as a UUID
+  // is always looked up as an id (`findByIdOrName`), so such a name could never be named.
+  if (isUuid(v)) return UUID_MESSAGE;
+  if (!NAME_PATTERN.test(v)) return NAME_MESSAGE;
+  return undefined;
+}
 
 /**
  * The name of a host, network, instance or router: DNS-label-like (`NAME_PATTERN`) and
- * not of the form of a UUID, so that ids and names can never be confused.
+ * not of the form of a UUID, so that ids and names can never be confused. One rule, so a
+ * bad name gets one message: not a string, of the form of a UUID, or not DNS-label-like.
  */
-export const IsObjectName = (): PropertyDecorator =>
-  applyDecorators(IsString(), Matches(NAME_PATTERN, { message: NAME_MESSAGE }), IsNotUuid());
+export const IsObjectName =
+  (options?: ValidationOptions): PropertyDecorator =>
+  (object, propertyName) =>
+    registerDecorator({
+      name: 'isObjectName',
+      target: object.constructor,
+      propertyName: String(propertyName),
+      options: {
+        message: (a: ValidationArguments) =>
+          (nameProblem(a.value) ?? NAME_MESSAGE).replace('$property', a.property),
+        ...options,
+      },
+      validator: { validate: (v: unknown) => nameProblem(v) === undefined },
+    });
+
+/**
+ * An integer from `min` to `max`, with one message saying both (rather than one message
+ * per failed rule: "must be an integer", "must not be less than", ...).
+ */
+export const IsIntIn = (min: number, max: number, options?: ValidationOptions) =>
+  rule(
+    'isIntIn',
+    (v) => typeof v === 'number' && Number.isSafeInteger(v) && v >= min && v <= max,
+    `$property must be an integer from ${min} to ${max}`,
+  )(options);
 
 /** For the OpenAPI description of a name property. */
 export const NAME_DESCRIPTION =

@@ -31,6 +31,8 @@ export interface Config {
   /** Not errors, but worth saying at start (e.g. a secret file that others may read). */
   readonly warnings: readonly string[];
   readonly logLevel: 'error' | 'warn' | 'log' | 'debug';
+  /** `json`: one JSON object per line (the default); `pretty`: readable lines for a terminal. */
+  readonly logFormat: 'json' | 'pretty';
   /** An agent silent this long is disconnected (agents send a heartbeat every third of it). */
   readonly agentTimeoutMs: number;
   /** How long a new agent connection may take to say hello. */
@@ -237,6 +239,10 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   if (!['error', 'warn', 'log', 'debug'].includes(logLevel)) {
     problems.push(`LATTICE_LOG_LEVEL must be one of error, warn, log, debug`);
   }
+  const logFormat = (env.LATTICE_LOG_FORMAT || 'json') as Config['logFormat'];
+  if (!['json', 'pretty'].includes(logFormat)) {
+    problems.push(`LATTICE_LOG_FORMAT must be json or pretty`);
+  }
   if (env.DATABASE_URL && !/^postgres(ql)?:\/\//.test(env.DATABASE_URL)) {
     problems.push('DATABASE_URL must be a postgres:// URL');
   }
@@ -255,6 +261,7 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     tls,
     warnings,
     logLevel,
+    logFormat,
     agentTimeoutMs,
     helloTimeoutMs,
     agentQueueBytes,

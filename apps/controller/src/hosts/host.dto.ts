@@ -1,17 +1,14 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import {
-  IsInt,
-  IsObject,
-  IsOptional,
-  IsString,
-  Matches,
-  Max,
-  Min,
-  ValidateIf,
-} from 'class-validator';
+import { IsObject, IsOptional, IsString, Matches, ValidateIf } from 'class-validator';
 import { IPV4_PATTERN, LABELS_SCHEMA, NAME_SCHEMA } from '../common/openapi.js';
-import { IsLabels, IsUnicastIpv4, IsObjectName, NAME_DESCRIPTION } from '../common/validators.js';
+import {
+  IsIntIn,
+  IsLabels,
+  IsUnicastIpv4,
+  IsObjectName,
+  NAME_DESCRIPTION,
+} from '../common/validators.js';
 
 const UNICAST = 'a unicast address outside 0/8, 127/8, 169.254/16, 224/4 and 240/4';
 
@@ -46,9 +43,7 @@ const Asn = () =>
       example: 64600,
     }),
     ValidateIf((_o, v) => v !== undefined && v !== null),
-    IsInt(),
-    Min(1),
-    Max(4294967295),
+    IsIntIn(1, 4294967295),
   );
 
 const Labels = () =>

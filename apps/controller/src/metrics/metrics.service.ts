@@ -8,7 +8,8 @@ import { RevisionLog } from '../revisions/revision-log.js';
  * Prometheus metrics on a registry of this application's own (several controllers may
  * share a process in tests). Inventory gauges are read from the database at scrape time,
  * with one query per scrape: the registry collects every metric at once, so each
- * inventory gauge's collect() awaits the same refresh.
+ * inventory gauge's collect() awaits the same refresh. The host gauges, which need the
+ * agent sessions of this replica, are in host-metrics.ts.
  */
 @Injectable()
 export class MetricsService {
@@ -23,15 +24,13 @@ export class MetricsService {
                (SELECT count(*) FROM host_blocks) AS blocks, (SELECT coalesce(max(revision), 0) FROM revisions) AS revision,
                (SELECT coalesce(min(revision), 0) FROM revisions) AS oldest_revision,
                (SELECT count(*) FROM networks WHERE vlan_id IS NOT NULL) AS vlan,
-               (SELECT count(*) FROM networks WHERE vni IS NOT NULL) AS vni,
-               (SELECT count(*) FROM hosts WHERE agent_last_seen IS NOT NULL AND applied_revision >= desired_revision) AS in_sync`);
+               (SELECT count(*) FROM networks WHERE vni IS NOT NULL) AS vni`);
       for (const k of ['hosts', 'networks', 'instances', 'routers', 'blocks'])
         objects.set({ kind: k }, Number(r[k]));
       revision.set(Number(r.revision));
       oldestRevision.set(Number(r.oldest_revision));
       pool.set({ pool: 'vlan' }, Number(r.vlan));
       pool.set({ pool: 'vni' }, Number(r.vni));
-      hostsInSync.set(Number(r.in_sync));
       const byModel = await ds.query<{ model: string; n: string }[]>(
         'SELECT model, count(*) AS n FROM networks GROUP BY model',
       );
@@ -73,12 +72,6 @@ export class MetricsService {
       name: 'lattice_pool_used',
       help: 'Ids in use per pool',
       labelNames: ['pool'],
-      registers,
-      collect: refreshed,
-    });
-    const hostsInSync = new Gauge({
-      name: 'lattice_hosts_in_sync',
-      help: 'Hosts whose agent applied their desired revision',
       registers,
       collect: refreshed,
     });

@@ -1,5 +1,5 @@
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, Max, Min, registerDecorator } from 'class-validator';
+import { IsIn, IsOptional, registerDecorator } from 'class-validator';
 import {
   ENCAPSULATIONS,
   NETWORK_MODELS,
@@ -14,7 +14,13 @@ import type {
   Transport,
 } from '../../../../libs/model/src/index.js';
 import { CIDR_PATTERN, IPV4_PATTERN, NAME_SCHEMA } from '../common/openapi.js';
-import { IsIpv4Address, IsIpv4Cidr, IsObjectName, NAME_DESCRIPTION } from '../common/validators.js';
+import {
+  IsIntIn,
+  IsIpv4Address,
+  IsIpv4Cidr,
+  IsObjectName,
+  NAME_DESCRIPTION,
+} from '../common/validators.js';
 
 /** Largest and smallest networks accepted: /8 (16,777,214 addresses) to /30. */
 export const MIN_PREFIX = 8;
@@ -98,9 +104,7 @@ export class CreateNetworkDto {
     description: 'underlay MTU; instances get it minus the encapsulation overhead',
   })
   @IsOptional()
-  @IsInt()
-  @Min(576)
-  @Max(9000)
+  @IsIntIn(576, 9000)
   mtu?: number;
 
   @ApiPropertyOptional({
@@ -111,9 +115,7 @@ export class CreateNetworkDto {
       '`vlan`, and `fabric` with `transport: vlan` only; default: the lowest free id of the VLAN pool (409 when taken)',
   })
   @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(4094)
+  @IsIntIn(1, 4094)
   vlanId?: number;
 
   @ApiPropertyOptional({
@@ -124,9 +126,7 @@ export class CreateNetworkDto {
       '`overlay` with `encapsulation: vxlan`, and `fabric` with `transport: vxlan` only; default: the lowest free VNI of the VNI pool (409 when taken)',
   })
   @IsOptional()
-  @IsInt()
-  @Min(1)
-  @Max(16777215)
+  @IsIntIn(1, 16777215)
   vni?: number;
 
   @ApiPropertyOptional({ enum: ENCAPSULATIONS, description: '`overlay` only; default vxlan' })
@@ -148,9 +148,7 @@ export class CreateNetworkDto {
       "host's block, at least the CIDR's; default 26 (or the CIDR's when longer)",
   })
   @IsOptional()
-  @IsInt()
-  @Min(8)
-  @Max(30)
+  @IsIntIn(8, 30)
   blockPrefixLen?: number;
 
   @ApiPropertyOptional({ enum: TRANSPORTS, description: '`fabric` only; default vxlan' })

@@ -1,0 +1,125 @@
+import { Controller, Get, Header, Req, Res } from '@nestjs/common';
+import { ApiExcludeController } from '@nestjs/swagger';
+import type { FastifyReply, FastifyRequest } from 'fastify';
+import { existsSync, readFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { Public } from '../auth/auth.guard.js';
+
+/** The version in the package.json of this checkout (found from this file, built or not). */
+function findVersion(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  for (;;) {
+    const file = join(dir, 'package.json');
+    if (existsSync(file)) {
+      try {
+        const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
+        if (pkg.name === 'lattice' && pkg.version) return pkg.version;
+      } catch {
+        // not ours: keep looking
+      }
+    }
+    const up = dirname(dir);
+    if (up === dir) return 'unknown';
+    dir = up;
+  }
+}
+
+export const VERSION = findVersion();
+
+const LINKS = {
+  api: { href: '/api/v1', title: 'REST API (every call but /health needs a bearer token)' },
+  docs: { href: '/api/docs', title: 'API documentation (Swagger UI)' },
+  openapi: { href: '/api/docs-json', title: 'OpenAPI 3.0 document' },
+  health: { href: '/api/v1/health', title: 'Liveness and database reachability (no token)' },
+  metrics: { href: '/api/v1/metrics', title: 'Prometheus metrics (bearer token)' },
+} as const;
+
+export interface RootView {
+  name: 'Lattice';
+  description: string;
+  version: string;
+  links: Record<keyof typeof LINKS, { href: string; title: string }>;
+}
+
+const ROOT: RootView = {
+  name: 'Lattice',
+  description: 'SDN controller for virtual networks',
+  version: VERSION,
+  links: LINKS,
+};
+
+/** The quality (`q`) the Accept header gives a media type, wildcards included (RFC 9110). */
+export function acceptQuality(accept: string, type: string): number {
+  const [major] = type.split('/');
+  let best = -1;
+  let q = 0;
+  for (const part of accept.split(',')) {
+    const [range, ...params] = part.trim().toLowerCase().split(';');
+    const specificity =
+      range === type ? 2 : range === `${major}/*` ? 1 : range === '*/*' ? 0 : undefined;
+    if (specificity === undefined || specificity < best) continue;
+    const qp = params.map((p) => p.trim()).find((p) => p.startsWith('q='));
+    const value = qp ? Number(qp.slice(2)) : 1;
+    best = specificity;
+    q = Number.isFinite(value) ? value : 0;
+  }
+  return q;
+}
+
+const escape = (s: string) =>
+  s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
+
+function page(v: RootView): string {
+  // The API's base answers nothing by itself (and needs a token): named, not linked.
+  const items = Object.entries(v.links)
+    .map(([key, l]) => {
+      const code = `<code>${escape(l.href)}</code>`;
+      const target = key === 'api' ? code : `<a href="${escape(l.href)}">${code}</a>`;
+      return `<li>${target} — ${escape(l.title)}</li>`;
+    })
+    .join('\n      ');
+  return `<!doctype html>
+<html lang="en">
+  <head>
+    <meta charset="utf-8">
+    <meta name="viewport" content="width=device-width, initial-scale=1">
+    <title>Lattice ${escape(v.version)}</title>
+    <style>
+      body { font: 16px/1.5 system-ui, sans-serif; max-width: 42rem; margin: 3rem auto; padding: 0 1rem; color: #222; }
+      h1 { margin-bottom: 0; } .sub { color: #666; margin-top: 0; } li { margin: .4rem 0; }
+    </style>
+  </head>
+  <body>
+    <h1>Lattice</h1>
+    <p class="sub">${escape(v.description)} · version ${escape(v.version)}</p>
+    <ul>
+      ${items}
+    </ul>
+  </body>
+</html>
+`;
+}
+
+/**
+ * `GET /`, outside the API prefix and the OpenAPI document (the dashboard will be served
+ * here): what this server is and where its API and documents are. JSON by default (curl,
+ * scripts, `Accept: application/json`), an HTML page when the client prefers `text/html`
+ * (a browser). Needs no token.
+ */
+@ApiExcludeController()
+@Controller()
+export class RootController {
+  @Public()
+  @Get()
+  @Header('vary', 'Accept')
+  @Header('cache-control', 'no-cache')
+  root(@Req() req: FastifyRequest, @Res({ passthrough: true }) reply: FastifyReply) {
+    const accept = req.headers.accept ?? '*/*';
+    if (acceptQuality(accept, 'text/html') > acceptQuality(accept, 'application/json')) {
+      void reply.type('text/html; charset=utf-8');
+      return page(ROOT);
+    }
+    return ROOT;
+  }
+}
