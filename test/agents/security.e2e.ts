@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
 import WebSocket from 'ws';
 import { encode } from '../../libs/protocol/src/index.js';
 import { startController, VIEWER_TOKEN, type TestController } from '../support/controller.js';
+import { connectRawAgent, helloFrame } from '../support/raw-agent.js';
 
 /** The /agent endpoint refuses what it must, in a defined way, and keeps serving others. */
 let t: TestController;
@@ -15,52 +16,9 @@ beforeAll(async () => {
 });
 afterAll(() => t.close());
 
-interface Conn {
-  ws: WebSocket;
-  frames: any[];
-  closed: Promise<{ code: number; reason: string }>;
-  next(): Promise<any>;
-}
-
-function connect(): Promise<Conn> {
-  const ws = new WebSocket(`${t.url.replace('http', 'ws')}/agent`, {
-    maxPayload: 64 * 1024 * 1024,
-  });
-  const frames: any[] = [];
-  const waiting: ((f: any) => void)[] = [];
-  ws.on('message', (d: Buffer) => {
-    const f = JSON.parse(d.toString());
-    const w = waiting.shift();
-    if (w) w(f);
-    else frames.push(f);
-  });
-  const closed = new Promise<{ code: number; reason: string }>((r) =>
-    ws.on('close', (code, reason) => r({ code, reason: reason.toString() })),
-  );
-  return new Promise((ok, fail) => {
-    ws.on('open', () =>
-      ok({
-        ws,
-        frames,
-        closed,
-        // the next frame; rejects if the socket closes first (no test hangs on a refusal)
-        next: () =>
-          frames.length
-            ? Promise.resolve(frames.shift())
-            : Promise.race([
-                new Promise((r) => waiting.push(r)),
-                closed.then((c) =>
-                  Promise.reject(new Error(`closed ${c.code} ${c.reason} before a frame`)),
-                ),
-              ]),
-      }),
-    );
-    ws.on('error', fail);
-  });
-}
-
+const connect = () => connectRawAgent(t.url, 64 * 1024 * 1024);
 const hello = (host: string, token: string, appliedRevision = 0) =>
-  encode({ type: 'hello', host, token, appliedRevision, agentVersion: 'test' });
+  helloFrame(host, token, appliedRevision);
 
 describe('agent endpoint security', () => {
   it('closes with 1008 and sends nothing for a wrong, missing or foreign token', async () => {

@@ -7,8 +7,9 @@ import pg from 'pg';
 import request from 'supertest';
 import WebSocket from 'ws';
 import { freePort } from '../../apps/controller/src/database/embedded-postgres.js';
-import { encode, MAX_FRAME_BYTES } from '../../libs/protocol/src/index.js';
+import { MAX_FRAME_BYTES } from '../../libs/protocol/src/index.js';
 import { ADMIN_TOKEN, createTestDatabase } from '../support/controller.js';
+import { connectRawAgent } from '../support/raw-agent.js';
 
 /**
  * The controller's logs as an operator reads them: the built controller (`npm start`'s
@@ -189,29 +190,16 @@ describe('JSON logs of the running controller', () => {
       .send({ name: 'blue', model: 'bridge', cidr: '10.9.0.0/24' })
       .expect(201);
     // An agent that says hello and never acknowledges what it is sent.
-    const ws = new WebSocket(`${c.url.replace('http', 'ws')}/agent`);
-    await new Promise<void>((ok, fail) => {
-      ws.once('open', () => {
-        ws.send(
-          encode({
-            type: 'hello',
-            host: 'h1',
-            token: host.agentToken,
-            appliedRevision: 0,
-            agentVersion: 'test',
-          }),
-        );
-        ws.once('message', () => ok());
-      });
-      ws.once('error', fail);
-    });
+    const agent = await connectRawAgent(c.url);
+    agent.hello('h1', host.agentToken);
+    await agent.next();
     const res = await request(c.url)
       .post(api('/instances?wait=applied&timeoutMs=300'))
       .set(auth)
       .set('x-request-id', 'wait-1')
       .send({ name: 'web1', network: 'blue', host: 'h1' })
       .expect(504);
-    ws.close();
+    agent.ws.close();
     const line = await c.find(byId('wait-1'), 'the 504');
     expect(line).toMatchObject({ level: 'warn', status: 504 });
     expect(line.reason).toBe(res.body.message);

@@ -3,9 +3,9 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import WebSocket from 'ws';
-import { encode } from '../../libs/protocol/src/index.js';
 import { spawnAgent, type AgentProcess } from '../support/agents.js';
 import { startController, type TestController } from '../support/controller.js';
+import { connectRawAgent } from '../support/raw-agent.js';
 
 /**
  * The metrics are read at scrape time and count what the API counts: a real controller,
@@ -67,15 +67,11 @@ async function waitFor(what: string, ok: () => Promise<boolean>, timeoutMs = 10_
 }
 
 /** A hand-driven agent: says hello, reads what it is sent, never acknowledges it. */
-function connectSilent(host: string, token: string): Promise<WebSocket> {
-  const ws = new WebSocket(`${t.url.replace('http', 'ws')}/agent`);
-  return new Promise((ok, fail) => {
-    ws.once('open', () => {
-      ws.send(encode({ type: 'hello', host, token, appliedRevision: 0, agentVersion: 'test' }));
-      ws.once('message', () => ok(ws)); // its snapshot, never acknowledged
-    });
-    ws.once('error', fail);
-  });
+async function connectSilent(host: string, token: string) {
+  const agent = await connectRawAgent(t.url);
+  agent.hello(host, token);
+  await agent.next(); // its snapshot, never acknowledged
+  return agent.ws;
 }
 
 beforeAll(async () => {

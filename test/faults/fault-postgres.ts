@@ -1,7 +1,9 @@
-import { readdirSync, readFileSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import {
+  childrenOf,
   freePort,
+  isAlive as isRunning,
   startEmbeddedPostgres,
   type EmbeddedDatabase,
 } from '../../apps/controller/src/database/embedded-postgres.js';
@@ -24,33 +26,6 @@ export type PostgresFault =
 const CLIENT_BACKEND = /^postgres: \S+ \S+ 127\.0\.0\.1\(\d+\) /;
 
 const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-
-/** Alive, and not a zombie waiting to be reaped (by an init that may take its time). */
-function isRunning(pid: number): boolean {
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2)[0] !== 'Z';
-  } catch {
-    return false;
-  }
-}
-
-/** Processes whose parent is `pid` (Linux /proc). */
-function childrenOf(pid: number): number[] {
-  const out: number[] = [];
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      // pid (comm) state ppid …; comm may hold spaces and parentheses
-      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
-      if (ppid === pid) out.push(Number(d));
-    } catch {
-      // gone meanwhile
-    }
-  }
-  return out;
-}
 
 /**
  * A PostgreSQL server of the fault test's own (never the run's shared one): the

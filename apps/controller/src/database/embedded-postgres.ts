@@ -360,7 +360,7 @@ export function isPostmasterOf(pid: number, clusterDir: string): boolean {
 }
 
 /** Live processes whose parent is `pid` (a postmaster's backends and auxiliaries). */
-function childrenOf(pid: number): number[] {
+export function childrenOf(pid: number): number[] {
   const out: number[] = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
