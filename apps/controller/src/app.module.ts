@@ -8,6 +8,8 @@ import { WaitAppliedInterceptor } from './agents/wait-applied.interceptor.js';
 import { API_TOKENS, AuthGuard, type ApiTokens } from './auth/auth.guard.js';
 import { ApiExceptionFilter } from './common/errors.js';
 import { CONFIG, type Config } from './config/config.js';
+import { EventsGateway } from './events/events.gateway.js';
+import { EventsService } from './events/events.service.js';
 import { HealthController } from './health/health.controller.js';
 import { RootController } from './health/root.controller.js';
 import { HostsController } from './hosts/hosts.controller.js';
@@ -27,6 +29,8 @@ import { DesiredStateService } from './desired-state/desired-state.service.js';
 import { RevisionListener } from './desired-state/revision-listener.js';
 import { RoutersController } from './routers/routers.controller.js';
 import { RoutersService } from './routers/routers.service.js';
+import { TraceController } from './trace/trace.controller.js';
+import { TraceService } from './trace/trace.service.js';
 
 export interface AppDeps {
   config: Config;
@@ -48,6 +52,7 @@ export class AppModule {
         RoutersController,
         PoolsController,
         MetricsController,
+        TraceController,
       ],
       providers: [
         { provide: CONFIG, useValue: deps.config },
@@ -59,6 +64,8 @@ export class AppModule {
         AgentMetrics,
         AgentSessions,
         AgentGateway,
+        EventsService,
+        EventsGateway,
         DesiredStateService,
         RevisionListener,
         RevisionLog,
@@ -70,6 +77,7 @@ export class AppModule {
         RoutersService,
         MetricsService,
         HostMetrics,
+        TraceService,
       ],
     };
   }

@@ -112,6 +112,7 @@ export async function createController(config: Config): Promise<Controller> {
     .addTag('routers', 'distributed L3 routing between networks')
     .addTag('pools', 'VLAN id and VNI pools')
     .addTag('metrics', 'Prometheus metrics')
+    .addTag('trace', 'packet trace computed from the desired state')
     .build();
   SwaggerModule.setup('api/docs', app, () => SwaggerModule.createDocument(app, doc));
   await app.init();

@@ -19,3 +19,4 @@ export { MODELS } from './models/registry.js';
 export type { NetworkModelPlan, HostSink } from './models/model.js';
 export { NetworkOnHost } from './models/model.js';
 export { FakeAgent, FakeAgentError } from './fake-agent.js';
+export * from './trace.js';

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Logger, OnModuleDestroy, OnModuleInit } from '@nestjs/common';
-import type { Subscription } from 'rxjs';
+import { Subject, type Subscription } from 'rxjs';
 import { DataSource } from 'typeorm';
 import type WebSocket from 'ws';
 import { inApplyOrder } from '../../../../libs/engine/src/index.js';
@@ -85,6 +85,20 @@ export interface LiveAgent {
   applied: number;
 }
 
+/**
+ * What `markStatus` recorded for a host (every connect, disconnect, ack, status, heartbeat
+ * and drift report), for the event stream (`events/`), which forwards only what changed.
+ */
+export interface AgentEvent {
+  readonly host: string;
+  readonly name: string;
+  readonly connected: boolean;
+  readonly applied: number;
+  readonly lastSeen: Date;
+  readonly errors?: readonly ResourceError[];
+  readonly drift?: readonly ResourceError[];
+}
+
 export interface WaitResult {
   applied: boolean;
   /** Hosts whose agents had not applied the revision when the wait ended. */
@@ -107,6 +121,8 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
   private readonly waiters = new Set<Waiter>();
   /** Recently published revisions → the hosts they changed (insertion = revision order). */
   private readonly recent = new Map<number, string[]>();
+  /** Every status change of an agent of this replica (see AgentEvent); never waits. */
+  readonly events$ = new Subject<AgentEvent>();
   private subscription: Subscription | undefined;
   private timers: NodeJS.Timeout[] = [];
   private flushing: Promise<void> = Promise.resolve();
@@ -502,6 +518,15 @@ export class AgentSessions implements OnModuleInit, OnModuleDestroy {
       errors: extra.errors ?? prev?.errors,
       drift: extra.drift ?? prev?.drift,
     });
+    if (this.events$.observed)
+      this.events$.next({
+        host: s.hostId,
+        name: s.hostName,
+        connected,
+        applied: s.applied,
+        lastSeen: new Date(s.lastSeen),
+        ...extra,
+      });
   }
 
   /** Writes the buffered agent status of many hosts in one statement. */

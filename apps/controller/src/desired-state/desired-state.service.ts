@@ -8,6 +8,7 @@ import {
   type DesiredState,
   type HostUpdate,
 } from '../../../../libs/engine/src/index.js';
+import type { Topology } from '../../../../libs/model/src/index.js';
 import { isDatabaseDown } from '../common/errors.js';
 import type { Change } from '../revisions/changes.js';
 import { loadChangesSince, loadTopology } from './topology.repository.js';
@@ -167,14 +168,23 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
    * `fresh` first catches up with what other replicas committed (one query).
    */
   read<T>(
-    fn: (view: { revision: number; stateOf: (hostId: string) => DesiredState }) => T | Promise<T>,
+    fn: (view: {
+      revision: number;
+      stateOf: (hostId: string) => DesiredState;
+      /** A snapshot of the engine's topology (O(size): for the trace, not hot paths). */
+      topology: () => Topology;
+    }) => T | Promise<T>,
     opts: { fresh?: boolean } = {},
   ): Promise<T> {
     return this.mutex.run(async () => {
       await this.settlePending();
       if (this.stale || opts.fresh) await this.withReader((m) => this.catchUp(m));
       const engine = this.engine!;
-      return fn({ revision: this.revision, stateOf: (id) => engine.stateOf(id) });
+      return fn({
+        revision: this.revision,
+        stateOf: (id) => engine.stateOf(id),
+        topology: () => engine.topology(),
+      });
     });
   }
 
@@ -254,7 +264,8 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
     for (const { revision, changes } of rows) {
       const { hosts } = this.engine.apply(changes);
       this.revision = revision;
-      if (hosts.size > 0) this.updates$.next({ revision, hosts });
+      // Published even when no host changed: the event stream shows every revision.
+      this.updates$.next({ revision, hosts });
     }
   }
 

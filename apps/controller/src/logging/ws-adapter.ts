@@ -17,7 +17,7 @@ export class AgentWsAdapter extends WsAdapter {
     server.on('connection', (ws: WebSocket, req: IncomingMessage) =>
       ws.on('error', (err: Error & { code?: string }) =>
         this.agentLog.warn(
-          `agent connection from ${req?.socket?.remoteAddress ?? 'unknown'} closed: ${err.message}` +
+          `${req?.url?.startsWith('/events') ? 'event subscriber' : 'agent'} connection from ${req?.socket?.remoteAddress ?? 'unknown'} closed: ${err.message}` +
             (err.code ? ` (${err.code})` : ''),
         ),
       ),
