@@ -1,11 +1,14 @@
+import fastifyStatic from '@fastify/static';
 import { Logger, RequestMethod } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import { FastifyAdapter, type NestFastifyApplication } from '@nestjs/platform-fastify';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import { join } from 'node:path';
 import { DataSource } from 'typeorm';
 import { AppModule } from './app.module.js';
 import { loadAdminToken } from './auth/tokens.js';
 import { frameworkErrors, installHttpRules } from './common/http.js';
+import { DASHBOARD_DIR } from './health/root.controller.js';
 import { ApiValidationPipe } from './common/input-pipe.js';
 import type { Config } from './config/config.js';
 import { createDataSource, runMigrations } from './database/data-source.js';
@@ -83,6 +86,16 @@ export async function createController(config: Config): Promise<Controller> {
   // Bodies only as strict UTF-8 JSON (415 otherwise; empty means none), 405 with `Allow`
   // for a method a path does not have (common/http.ts).
   installHttpRules(app.getHttpAdapter().getInstance());
+  // The dashboard's assets (web/, built into dist/web/ui); `GET /` serves its page.
+  if (DASHBOARD_DIR) {
+    await app.register(fastifyStatic, {
+      root: join(DASHBOARD_DIR, 'ui'),
+      prefix: '/ui/',
+      decorateReply: false,
+      cacheControl: true,
+      maxAge: 0,
+    });
+  }
   app.useWebSocketAdapter(new AgentWsAdapter(app));
   // `GET /` (health/root.controller.ts) points at the API and its documents.
   app.setGlobalPrefix(API_PREFIX, { exclude: [{ path: '/', method: RequestMethod.GET }] });

@@ -6,26 +6,39 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Public } from '../auth/auth.guard.js';
 
-/** The version in the package.json of this checkout (found from this file, built or not). */
-function findVersion(): string {
+/** The folder and version of this checkout's package.json (found from this file, built or not). */
+function findPackage(): { root: string | undefined; version: string } {
   let dir = dirname(fileURLToPath(import.meta.url));
   for (;;) {
     const file = join(dir, 'package.json');
     if (existsSync(file)) {
       try {
         const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === 'lattice' && pkg.version) return pkg.version;
+        if (pkg.name === 'lattice' && pkg.version) return { root: dir, version: pkg.version };
       } catch {
         // not ours: keep looking
       }
     }
     const up = dirname(dir);
-    if (up === dir) return 'unknown';
+    if (up === dir) return { root: undefined, version: 'unknown' };
     dir = up;
   }
 }
 
-export const VERSION = findVersion();
+const PACKAGE = findPackage();
+export const VERSION = PACKAGE.version;
+
+/**
+ * The built dashboard (`npm run build` writes it from web/): `index.html` and its assets
+ * under `ui/`, served at `/ui/` (app.ts). Undefined when it was not built: `/` then
+ * answers the page of links alone.
+ */
+export const DASHBOARD_DIR = ((): string | undefined => {
+  const dir = PACKAGE.root && join(PACKAGE.root, 'dist', 'web');
+  return dir && existsSync(join(dir, 'index.html')) && existsSync(join(dir, 'ui', 'app.js'))
+    ? dir
+    : undefined;
+})();
 
 const LINKS = {
   api: { href: '/api/v1', title: 'REST API (every call but /health needs a bearer token)' },
@@ -70,15 +83,30 @@ export function acceptQuality(accept: string, type: string): number {
 const escape = (s: string) =>
   s.replace(/[&<>"]/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;' })[c]!);
 
-function page(v: RootView): string {
+function linkItems(v: RootView, indent: string): string {
   // The API's base answers nothing by itself (and needs a token): named, not linked.
-  const items = Object.entries(v.links)
+  return Object.entries(v.links)
     .map(([key, l]) => {
       const code = `<code>${escape(l.href)}</code>`;
       const target = key === 'api' ? code : `<a href="${escape(l.href)}">${code}</a>`;
       return `<li>${target} — ${escape(l.title)}</li>`;
     })
-    .join('\n      ');
+    .join(`\n${indent}`);
+}
+
+/** The dashboard's index.html with the name, version and links filled in (read once). */
+let dashboardPage: string | undefined;
+function dashboard(v: RootView): string | undefined {
+  if (!DASHBOARD_DIR) return undefined;
+  dashboardPage ??= readFileSync(join(DASHBOARD_DIR, 'index.html'), 'utf8')
+    .replaceAll('{{description}}', escape(v.description))
+    .replaceAll('{{version}}', escape(v.version))
+    .replaceAll('{{links}}', linkItems(v, '        '));
+  return dashboardPage;
+}
+
+function page(v: RootView): string {
+  const items = linkItems(v, '      ');
   return `<!doctype html>
 <html lang="en">
   <head>
@@ -102,10 +130,11 @@ function page(v: RootView): string {
 }
 
 /**
- * `GET /`, outside the API prefix and the OpenAPI document (the dashboard will be served
- * here): what this server is and where its API and documents are. JSON by default (curl,
- * scripts, `Accept: application/json`), an HTML page when the client prefers `text/html`
- * (a browser). Needs no token.
+ * `GET /`, outside the API prefix and the OpenAPI document: what this server is and where
+ * its API and documents are. JSON by default (curl, scripts, `Accept: application/json`);
+ * to a client that prefers `text/html` (a browser), the dashboard (web/, built into
+ * dist/web), whose shell names Lattice and links the same documents. Needs no token: the
+ * dashboard asks for one and keeps it in sessionStorage.
  */
 @ApiExcludeController()
 @Controller()
@@ -118,7 +147,7 @@ export class RootController {
     const accept = req.headers.accept ?? '*/*';
     if (acceptQuality(accept, 'text/html') > acceptQuality(accept, 'application/json')) {
       void reply.type('text/html; charset=utf-8');
-      return page(ROOT);
+      return dashboard(ROOT) ?? page(ROOT);
     }
     return ROOT;
   }
