@@ -17,48 +17,51 @@
  * Prints a table and writes bench/results/converge-<shape>-<layout>.json (partial, with
  * the error, when a run fails). `--help` lists every option.
  */
-import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { execFileSync } from 'node:child_process';
-import {
-  chmodSync,
-  closeSync,
-  mkdirSync,
-  mkdtempSync,
-  openSync,
-  readFileSync,
-  rmSync,
-  writeFileSync,
-} from 'node:fs';
-import { cpus, totalmem, tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpus, totalmem } from 'node:os';
+import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
-import pg from 'pg';
+import type pg from 'pg';
 import { resourceEquals, type Resource } from '../libs/engine/src/index.js';
 import {
-  freePort,
-  startEmbeddedPostgres,
-  type EmbeddedDatabase,
-} from '../apps/controller/src/database/embedded-postgres.js';
-import {
   wallNow,
-  type FleetHost,
-  type FleetReply,
-  type FleetRequest,
   type FleetStats,
   type HostResources,
   type ResyncReport,
 } from './fleet-protocol.js';
+import {
+  api,
+  call,
+  ControllerProcess,
+  FleetProcess,
+  gitInfo,
+  instanceSpec as specOf,
+  latency,
+  mb,
+  metric,
+  metricsText,
+  modelOf,
+  MODELS,
+  now,
+  placement as placementOf,
+  PRELOAD_BULK,
+  preloadShape,
+  RESULTS,
+  ROOT,
+  round,
+  SHAPES,
+  VLAN_POOL,
+  startSystem,
+  waitAllInSync,
+  waitHealthy,
+  type Answer,
+  type LatencyStats,
+  type PreloadStats,
+  type ShapeName,
+} from './fleet-setup.js';
 import { procMemory, treeMemory } from './procfs.js';
 
 // ---- options -------------------------------------------------------------------------
-
-const SHAPES = {
-  small: { H: 100, S: 100, P: 10_000 },
-  mid: { H: 200, S: 200, P: 20_000 },
-  large: { H: 1_000, S: 1_000, P: 100_000 },
-} as const;
-type ShapeName = keyof typeof SHAPES;
 
 const USAGE = `usage: npm run bench:converge -- [options]
   --shape small|mid|large     BENCH.md shape (H/S/P 100/100/10,000, 200/200/20,000, 1,000/1,000/100,000); default small
@@ -146,49 +149,17 @@ const opt = {
 
 /** Network n spans this many hosts in the spread layout. */
 const SPAN = Math.min(10, H);
-const PRELOAD_BULK = 1000;
-const ADMIN_TOKEN = 'bench-admin-token-0123456789abcdef';
-/** VLAN ids for vlan networks (one in six): the whole range, whatever the shape. */
-const VLAN_POOL = '2-4094';
-
-const MODELS = [
-  { label: 'overlay/vxlan', body: { model: 'overlay', encapsulation: 'vxlan' }, blocks: false },
-  { label: 'fabric', body: { model: 'fabric' }, blocks: false },
-  {
-    label: 'routed/static',
-    body: { model: 'routed', routing: 'static', blockPrefixLen: 26 },
-    blocks: true,
-  },
-  {
-    label: 'routed/bgp',
-    body: { model: 'routed', routing: 'bgp', blockPrefixLen: 26 },
-    blocks: true,
-  },
-  { label: 'vlan', body: { model: 'vlan' }, blocks: false },
-  { label: 'bridge', body: { model: 'bridge' }, blocks: false },
-] as const;
-
-const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..', '..');
-const DIST = join(ROOT, 'dist');
-const RESULTS = join(ROOT, 'bench', 'results');
+const SHAPE_SPEC = { H, S, P, layout: LAYOUT };
 const PROFILES = join(RESULTS, 'profiles');
 const STEM = `converge-${SHAPE}-${LAYOUT}`;
+const cpuProf = (run: number) =>
+  opt.cpuProf
+    ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `${STEM}-${run}.cpuprofile`]
+    : [];
 
 // ---- the workload ----------------------------------------------------------------------
 
-/** Network n: a /20 of 10.0.0.0/8 (4,093 addresses, 64 blocks of /26) — room for any run. */
-const cidrOf = (n: number) => `10.${n >> 4}.${(n & 15) << 4}.0/20`;
-/** Host j on the benchmark range 198.18.0.0/15 (no packet is ever sent: memory data planes). */
-const underlayOf = (j: number) =>
-  `198.${18 + ((j + 1) >> 16)}.${((j + 1) >> 8) & 255}.${(j + 1) & 255}`;
-const modelOf = (n: number) => MODELS[n % MODELS.length];
-
-/** BENCH.md layouts: where instance i lives. */
-function placement(i: number): { n: number; host: number } {
-  const n = i % S;
-  if (LAYOUT === 'peer') return { n, host: i % H };
-  return { n, host: (n * SPAN + (Math.floor(i / S) % SPAN)) % H };
-}
+const placement = (i: number) => placementOf(SHAPE_SPEC, i);
 
 /** Another host for instance i: the next host of its network's span (peer: the next host). */
 function moveTarget(i: number): number {
@@ -198,289 +169,7 @@ function moveTarget(i: number): number {
 }
 
 let nextInstance = 0;
-const instanceSpec = (i: number) => {
-  const { n, host } = placement(i);
-  return { name: `i${i}`, network: `n${n}`, host: `h${host}` };
-};
-
-// ---- small helpers -----------------------------------------------------------------------
-
-const now = () => performance.now();
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
-const round = (x: number, d = 2) => (Number.isFinite(x) ? Math.round(x * 10 ** d) / 10 ** d : x);
-const mb = (bytes: number) => round(bytes / 1048576, 1);
-
-interface LatencyStats {
-  n: number;
-  p50: number;
-  p99: number;
-  mean: number;
-  max: number;
-}
-
-/** Nearest-rank percentiles, milliseconds. */
-function latency(xs: number[]): LatencyStats {
-  const s = [...xs].sort((a, b) => a - b);
-  const at = (p: number) =>
-    s.length ? s[Math.min(s.length - 1, Math.ceil((p / 100) * s.length) - 1)] : NaN;
-  return {
-    n: s.length,
-    p50: round(at(50)),
-    p99: round(at(99)),
-    mean: round(s.reduce((a, b) => a + b, 0) / (s.length || NaN)),
-    max: round(s[s.length - 1] ?? NaN),
-  };
-}
-
-/** Runs `work(k)` for k < n with at most `width` at a time. */
-async function pool(n: number, width: number, work: (k: number) => Promise<void>): Promise<void> {
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(width, n) }, async () => {
-      while (next < n) await work(next++);
-    }),
-  );
-}
-
-function gitInfo(): { commit: string | null; dirty: boolean | null } {
-  try {
-    const git = (...a: string[]) =>
-      execFileSync('git', a, { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] }).toString();
-    const commit = git('rev-parse', 'HEAD').trim();
-    const status = git('status', '--porcelain');
-    return { commit, dirty: status.trim() !== '' };
-  } catch {
-    return { commit: null, dirty: null };
-  }
-}
-
-function tail(file: string, lines = 30): string {
-  try {
-    return readFileSync(file, 'utf8').split('\n').slice(-lines).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-// ---- the controller process ------------------------------------------------------------
-
-class ControllerProcess {
-  readonly exited: Promise<number | null>;
-  private exitCode: number | null | undefined;
-
-  private constructor(
-    readonly child: ChildProcess,
-    readonly logFile: string,
-  ) {
-    this.exited = new Promise((done) =>
-      child.once('exit', (code, signal) => {
-        this.exitCode = code ?? (signal ? -1 : null);
-        done(this.exitCode);
-      }),
-    );
-  }
-
-  get running(): boolean {
-    return this.exitCode === undefined;
-  }
-
-  static start(env: NodeJS.ProcessEnv, logFile: string, run: number): ControllerProcess {
-    const node = opt.cpuProf
-      ? ['--cpu-prof', '--cpu-prof-dir', PROFILES, '--cpu-prof-name', `${STEM}-${run}.cpuprofile`]
-      : [];
-    const fd = openSync(logFile, 'a');
-    writeFileSync(fd, `---- controller start ${run} at ${new Date().toISOString()}\n`);
-    const child = spawn(
-      process.execPath,
-      [
-        ...node,
-        '--import',
-        pathToFileURL(join(DIST, 'bench', 'exit-with-parent.js')).href,
-        join(DIST, 'apps', 'controller', 'src', 'main.js'),
-      ],
-      { cwd: ROOT, env, stdio: ['ignore', fd, fd, 'ipc'] },
-    );
-    closeSync(fd);
-    return new ControllerProcess(child, logFile);
-  }
-
-  /** SIGTERM, then SIGKILL if it has not exited after `graceMs`. Resolves with the time taken. */
-  async stop(graceMs = 30_000): Promise<number> {
-    const t0 = now();
-    if (!this.running) return 0;
-    this.child.kill('SIGTERM');
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), graceMs);
-    await this.exited;
-    clearTimeout(timer);
-    return now() - t0;
-  }
-}
-
-// ---- the agent fleet process -----------------------------------------------------------
-
-type Req = FleetRequest extends infer R
-  ? R extends { id: number }
-    ? Omit<R, 'id'>
-    : never
-  : never;
-
-class FleetProcess {
-  private nextId = 1;
-  private readonly pending = new Map<
-    number,
-    { ok: (v: unknown) => void; fail: (e: Error) => void }
-  >();
-  readonly exited: Promise<void>;
-  private gone = false;
-
-  constructor(logFile: string) {
-    const fd = openSync(logFile, 'a');
-    this.child = fork(join(DIST, 'bench', 'agent-fleet.js'), [], {
-      cwd: ROOT,
-      // 1,000 agents hold every host's state twice (desired + data plane).
-      execArgv: ['--max-old-space-size=8192'],
-      stdio: ['ignore', fd, fd, 'ipc'],
-    });
-    closeSync(fd);
-    this.child.on('message', (m: FleetReply) => {
-      const p = this.pending.get(m.id);
-      if (!p) return;
-      this.pending.delete(m.id);
-      if (m.ok) p.ok(m.result);
-      else p.fail(new Error(`agent fleet: ${m.error}`));
-    });
-    this.exited = new Promise((done) =>
-      this.child.once('exit', (code, signal) => {
-        this.gone = true;
-        for (const p of this.pending.values())
-          p.fail(
-            new Error(`agent fleet exited (${signal ?? code}); see ${relative(ROOT, logFile)}`),
-          );
-        this.pending.clear();
-        done();
-      }),
-    );
-  }
-
-  readonly child: ChildProcess;
-
-  request<T>(r: Req): Promise<T> {
-    if (this.gone) return Promise.reject(new Error('agent fleet is not running'));
-    const id = this.nextId++;
-    return new Promise<T>((ok, fail) => {
-      this.pending.set(id, { ok: ok as (v: unknown) => void, fail });
-      this.child.send({ ...r, id });
-    });
-  }
-
-  async stop(): Promise<void> {
-    if (this.gone) return;
-    const timer = setTimeout(() => this.child.kill('SIGKILL'), 15_000);
-    await this.request({ op: 'stop' }).catch(() => this.child.kill('SIGKILL'));
-    await this.exited;
-    clearTimeout(timer);
-  }
-}
-
-// ---- the REST client ---------------------------------------------------------------------
-
-interface Answer {
-  ok: boolean;
-  status: number;
-  json: Record<string, unknown>;
-  ms: number;
-}
-
-let apiBase = '';
-
-async function call(
-  method: string,
-  path: string,
-  body?: unknown,
-  timeoutMs = 300_000,
-): Promise<Answer> {
-  const t0 = now();
-  const res = await fetch(apiBase + path, {
-    method,
-    headers: {
-      authorization: `Bearer ${ADMIN_TOKEN}`,
-      ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-    },
-    body: body === undefined ? undefined : JSON.stringify(body),
-    signal: AbortSignal.timeout(timeoutMs),
-  });
-  const text = await res.text();
-  let json: Record<string, unknown> = {};
-  try {
-    json = text ? (JSON.parse(text) as Record<string, unknown>) : {};
-  } catch {
-    json = { text };
-  }
-  return { ok: res.ok, status: res.status, json, ms: now() - t0 };
-}
-
-/** Like `call`, but a non-2xx answer is an error. */
-async function api(method: string, path: string, body?: unknown, timeoutMs?: number) {
-  const a = await call(method, path, body, timeoutMs);
-  if (!a.ok)
-    throw new Error(`${method} ${path}: ${a.status} ${JSON.stringify(a.json).slice(0, 500)}`);
-  return a;
-}
-
-async function metricsText(): Promise<string> {
-  const res = await fetch(apiBase + '/metrics', {
-    headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
-    signal: AbortSignal.timeout(60_000),
-  });
-  return res.text();
-}
-
-/** A Prometheus sample by name and labels, e.g. `metric(t, 'x_total', 'type="diff"')`; 0 if absent. */
-function metric(text: string, name: string, labels = ''): number {
-  const esc = (s: string) => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const m = new RegExp(`^${esc(name)}${labels ? `\\{${esc(labels)}\\}` : ''} (\\S+)$`, 'm').exec(
-    text,
-  );
-  return m ? Number(m[1]) : 0;
-}
-
-interface HostRow {
-  name: string;
-  inSync: boolean;
-  agent: { connected: boolean; errors: unknown[] };
-}
-
-async function listHosts(): Promise<HostRow[]> {
-  const all: HostRow[] = [];
-  let cursor: string | null = null;
-  do {
-    const a = await api(
-      'GET',
-      `/hosts?limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`,
-    );
-    all.push(...(a.json.items as HostRow[]));
-    cursor = a.json.nextCursor as string | null;
-  } while (cursor);
-  return all;
-}
-
-/** Polls `GET /hosts` until every host's agent is connected and in sync. */
-async function waitAllInSync(timeoutMs: number): Promise<number> {
-  const t0 = now();
-  for (;;) {
-    const hosts = await listHosts();
-    const lagging = hosts.filter((h) => !h.inSync || !h.agent.connected);
-    if (lagging.length === 0) return now() - t0;
-    if (now() - t0 > timeoutMs)
-      throw new Error(
-        `${lagging.length} hosts not in sync after ${timeoutMs} ms: ${lagging
-          .slice(0, 10)
-          .map((h) => h.name)
-          .join(', ')}`,
-      );
-    await sleep(250);
-  }
-}
+const instanceSpec = (i: number) => specOf(SHAPE_SPEC, i);
 
 // ---- measurements ----------------------------------------------------------------------
 
@@ -674,51 +363,14 @@ async function main(): Promise<void> {
   );
 
   // -- database and controller
-  const tmp = mkdtempSync(join(tmpdir(), 'lattice-bench-'));
-  chmodSync(tmp, 0o711); // the embedded PostgreSQL runs as 'postgres' and must traverse it
-  cleanups.push(() => Promise.resolve(rmSync(tmp, { recursive: true, force: true })));
-  const t0 = now();
-  const embedded: EmbeddedDatabase = await startEmbeddedPostgres({ dataDir: join(tmp, 'db') });
-  cleanups.push(() => embedded.stop());
-  console.log(`embedded PostgreSQL on port ${embedded.port} in ${Math.round(now() - t0)} ms`);
-  const db = new pg.Client({ connectionString: embedded.url });
-  db.on('error', (e) => console.error(`benchmark's database connection: ${e.message}`));
-  await db.connect();
-  cleanups.push(() => db.end());
-
-  const port = await freePort();
-  apiBase = `http://127.0.0.1:${port}/api/v1`;
-  const env: NodeJS.ProcessEnv = {
-    ...process.env,
-    PORT: String(port),
-    HOST: '127.0.0.1',
-    DATABASE_URL: embedded.url,
-    LATTICE_DATA_DIR: join(tmp, 'controller'),
-    LATTICE_ADMIN_TOKEN: ADMIN_TOKEN,
-    LATTICE_LOG_LEVEL: process.env.LATTICE_LOG_LEVEL ?? 'warn',
-    LATTICE_VLAN_POOL: VLAN_POOL,
-  };
-  let ctl = ControllerProcess.start(env, ctlLog, 1);
+  const sys = await startSystem(ctlLog, cleanups, cpuProf(1));
+  const { db, env } = sys;
+  let ctl = sys.ctl;
   cleanups.push(() => ctl.stop());
-  const waitHealthy = async (c: ControllerProcess, timeoutMs: number): Promise<number> => {
-    const start = now();
-    for (;;) {
-      if (!c.running) throw new Error(`the controller exited during start-up:\n${tail(c.logFile)}`);
-      const ok = await fetch(apiBase + '/health', { signal: AbortSignal.timeout(2000) })
-        .then((r) => r.ok)
-        .catch(() => false);
-      if (ok) return now() - start;
-      if (now() - start > timeoutMs)
-        throw new Error(`the controller was not healthy after ${timeoutMs} ms`);
-      await sleep(20);
-    }
-  };
-  const firstHealthyMs = await waitHealthy(ctl, 120_000);
-  console.log(`controller pid ${ctl.child.pid} healthy in ${Math.round(firstHealthyMs)} ms`);
 
   // -- preload: hosts, networks, agents, instances
   phase('preload');
-  const preload = {
+  const preload: PreloadStats = {
     hostsMs: 0,
     networksMs: 0,
     agentsConnectedMs: 0,
@@ -726,71 +378,20 @@ async function main(): Promise<void> {
     instancesPerSec: 0,
     allInSyncAfterMs: 0,
   };
-  results.preload = preload;
-  let t = now();
-  const hosts: FleetHost[] = new Array<FleetHost>(H);
-  await pool(H, 8, async (j) => {
-    const a = await api('POST', '/hosts', { name: `h${j}`, underlayIp: underlayOf(j) });
-    hosts[j] = { name: `h${j}`, token: a.json.agentToken as string };
-  });
-  preload.hostsMs = Math.round(now() - t);
-  console.log(`${H} hosts in ${preload.hostsMs} ms`);
-
-  t = now();
-  await pool(S, 8, async (n) => {
-    await api('POST', '/networks', { name: `n${n}`, cidr: cidrOf(n), ...modelOf(n).body });
-  });
-  preload.networksMs = Math.round(now() - t);
-  console.log(`${S} networks in ${preload.networksMs} ms`);
-
-  t = now();
-  const fleet = new FleetProcess(fleetLog);
-  cleanups.push(() => fleet.stop());
-  await fleet.request({
-    op: 'start',
-    options: {
-      controller: `ws://127.0.0.1:${port}/agent`,
-      hosts,
+  results.preload = { ...preload };
+  const { fleet } = await preloadShape(
+    SHAPE_SPEC,
+    sys,
+    fleetLog,
+    {
       heartbeatMs: opt.heartbeatMs,
       backoffMinMs: opt.backoffMinMs,
       backoffMaxMs: opt.backoffMaxMs,
     },
-  });
-  await fleet.request({ op: 'awaitAllApplied', timeoutMs: 300_000 });
-  preload.agentsConnectedMs = Math.round(now() - t);
-  console.log(
-    `${H} agents (pid ${fleet.child.pid}) connected and synced in ${preload.agentsConnectedMs} ms`,
-  );
-
-  t = now();
-  let lastReport = now();
-  const preloadBulks = Math.ceil(P / PRELOAD_BULK);
-  for (let b = 0; b < preloadBulks; b++) {
-    const last = b === preloadBulks - 1;
-    const count = Math.min(PRELOAD_BULK, P - nextInstance);
-    const instances = Array.from({ length: count }, () => instanceSpec(nextInstance++));
-    await api(
-      'POST',
-      `/instances/bulk${last ? '?wait=applied&timeoutMs=600000' : ''}`,
-      { instances },
-      900_000,
-    );
-    if (last || now() - lastReport > 15_000) {
-      lastReport = now();
-      const rate = nextInstance / ((now() - t) / 1000);
-      console.log(
-        `  ${nextInstance}/${P} instances, ${Math.round(rate)}/s` +
-          (last ? '' : `, about ${Math.round((P - nextInstance) / rate)} s to go`),
-      );
-    }
-  }
-  preload.instancesMs = Math.round(now() - t);
-  preload.instancesPerSec = round(P / (preload.instancesMs / 1000 || NaN), 1);
-  const syncMs = await waitAllInSync(600_000);
-  preload.allInSyncAfterMs = Math.round(syncMs);
-  console.log(
-    `${P} instances in ${preload.instancesMs} ms (${preload.instancesPerSec}/s), every host in sync ${Math.round(syncMs)} ms later`,
-  );
+    cleanups,
+    preload,
+  ).finally(() => (results.preload = { ...preload }));
+  nextInstance = P;
   results.resourcesAfterPreload = await measureResources(ctl, db, fleet);
   console.log('resources after preload', results.resourcesAfterPreload);
   const phaseDeadline = () => now() + opt.phaseSeconds * 1000;
@@ -944,7 +545,7 @@ async function main(): Promise<void> {
     const shutdownMs = await ctl.stop();
     console.log(`  controller stopped (SIGTERM) in ${Math.round(shutdownMs)} ms`);
     const start = wallNow();
-    ctl = ControllerProcess.start(env, ctlLog, 2);
+    ctl = ControllerProcess.start(env, ctlLog, 2, cpuProf(2));
     const healthyMs = await waitHealthy(ctl, 300_000);
     console.log(`  healthy in ${Math.round(healthyMs)} ms`);
     const r = await fleet.request<ResyncReport>({ op: 'awaitResync', timeoutMs: 300_000 });

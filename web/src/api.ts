@@ -15,6 +15,8 @@ export interface Host {
   desiredRevision: number;
   appliedRevision: number;
   inSync: boolean;
+  /** instances placed on the host (counted by the server) */
+  instanceCount: number;
 }
 export interface Network {
   id: string;
@@ -27,6 +29,9 @@ export interface Network {
   encapsulation: string | null;
   routing: string | null;
   transport: string | null;
+  /** instances on the network and the distinct hosts they are on (counted by the server) */
+  instanceCount: number;
+  hostCount: number;
 }
 export interface Instance {
   id: string;

@@ -1,8 +1,10 @@
 /**
- * The dashboard's live state: hosts, networks, routers, pools and per-network instance
- * aggregates from REST, kept current by the event stream (`/events`), or by polling REST
- * every few seconds while the stream is unavailable. Instances themselves are never all
- * held: views page them from the API; only counts per network and host are kept.
+ * The dashboard's live state: hosts, networks, routers and pools from REST, kept current by
+ * the event stream (`/events`), or by polling REST every few seconds while the stream is
+ * unavailable. Instances themselves are never all held: views page them from the API.
+ * Instance counts per network (and hosts spanned) and per host come with the network and
+ * host lists, counted by the server. Only the topology needs the network × host breakdown:
+ * it asks for it (`wantSpans`), and only then are instances scanned page by page.
  */
 import {
   Api,
@@ -20,7 +22,7 @@ export type Link = 'connecting' | 'live' | 'polling';
 export interface Aggregate {
   /** instances per network name */
   perNetwork: Map<string, number>;
-  /** network name → host name → instances */
+  /** network name → host name → instances (empty until the topology asks for it) */
   spans: Map<string, Map<string, number>>;
   total: number;
   at: number;
@@ -98,6 +100,9 @@ export class Store {
   private running = new Set<string>();
   private stopped = false;
   private scanMs = 0;
+  /** the topology is shown: keep the network × host breakdown current */
+  private spansWanted = false;
+  private spans: { map: Map<string, Map<string, number>>; at: number } | undefined;
 
   constructor(readonly api: Api) {}
 
@@ -118,7 +123,6 @@ export class Store {
       this.loadRouters(),
       this.loadPools(),
     ]);
-    void this.run('agg', () => this.scan());
     this.connect();
   }
 
@@ -132,6 +136,15 @@ export class Store {
 
   // ---- REST loads ----------------------------------------------------------------------
 
+  /**
+   * The topology asks for instances per network and host (on) or no longer needs them
+   * (off): the scan pages through every instance, so it runs only while it is wanted.
+   */
+  wantSpans(on: boolean): void {
+    this.spansWanted = on;
+    if (on && !this.spans) void this.run('spans', () => this.scan());
+  }
+
   private async loadHosts() {
     this.hosts = await this.api.all<Host>('/hosts');
     this.revision = Math.max(this.revision, ...this.hosts.map((h) => h.desiredRevision));
@@ -141,6 +154,7 @@ export class Store {
   private async loadNetworks() {
     this.networks = await this.api.all<Network>('/networks');
     this.counts.networks = this.networks.length;
+    this.aggregate();
     this.emit();
   }
   private async loadRouters() {
@@ -153,26 +167,39 @@ export class Store {
     this.emit();
   }
 
+  /** Instance counts from the network list (and the scanned breakdown, when there is one). */
+  private aggregate() {
+    const perNetwork = new Map<string, number>();
+    let total = 0;
+    for (const n of this.networks) {
+      perNetwork.set(n.name, n.instanceCount);
+      total += n.instanceCount;
+    }
+    this.agg = {
+      perNetwork,
+      spans: this.spans?.map ?? new Map<string, Map<string, number>>(),
+      total,
+      at: Date.now(),
+    };
+    this.counts.instances = total;
+  }
+
   /** Instances per network and host, page by page; only the counts are kept. */
   private async scan() {
     const t0 = performance.now();
-    const perNetwork = new Map<string, number>();
     const spans = new Map<string, Map<string, number>>();
-    let total = 0;
     let cursor: string | null = null;
     do {
       const p: Page<Instance> = await this.api.page<Instance>('/instances', MAX_PAGE, cursor);
       for (const i of p.items) {
-        perNetwork.set(i.network, (perNetwork.get(i.network) ?? 0) + 1);
         let s = spans.get(i.network);
         if (!s) spans.set(i.network, (s = new Map<string, number>()));
         s.set(i.host, (s.get(i.host) ?? 0) + 1);
-        total++;
       }
       cursor = p.nextCursor;
     } while (cursor);
-    this.agg = { perNetwork, spans, total, at: Date.now() };
-    this.counts.instances = total;
+    this.spans = { map: spans, at: Date.now() };
+    if (this.agg) this.agg = { ...this.agg, spans };
     this.scanMs = performance.now() - t0;
     this.emit();
   }
@@ -217,8 +244,13 @@ export class Store {
     if (types.has('router') || types.size === 0) this.schedule('routers', () => this.loadRouters());
     if (types.has('instance') || types.size === 0) {
       this.instancesVersion++;
-      // The full count costs one request per 1,000 instances: at most about a tenth of the time.
-      this.schedule('agg', () => this.scan(), Math.max(300, this.scanMs * 10));
+      // Counts come with the lists (one page each at fleet size).
+      this.schedule('networks', () => this.loadNetworks());
+      this.schedule('hosts', () => this.loadHosts());
+      // The breakdown costs one request per 1,000 instances: at most about a tenth of the time.
+      if (this.spansWanted)
+        this.schedule('spans', () => this.scan(), Math.max(300, this.scanMs * 10));
+      else this.spans = undefined;
     }
     this.emit();
   }

@@ -42,7 +42,7 @@ export function NetworksView({ store }: { store: Store }) {
         <span class="muted">
           {store.agg
             ? `instance counts as of ${new Date(store.agg.at).toLocaleTimeString()}`
-            : 'counting instances…'}
+            : 'loading…'}
         </span>
       </div>
       {models.map((model) => (
@@ -72,8 +72,8 @@ export function NetworksView({ store }: { store: Store }) {
                   <td>{segment(n)}</td>
                   <td>{n.cidr}</td>
                   <td>{n.gateway}</td>
-                  <td class="num">{store.agg?.perNetwork.get(n.name) ?? (store.agg ? 0 : '…')}</td>
-                  <td class="num">{store.agg?.spans.get(n.name)?.size ?? (store.agg ? 0 : '…')}</td>
+                  <td class="num">{n.instanceCount}</td>
+                  <td class="num">{n.hostCount}</td>
                 </tr>
               ))}
             </tbody>

@@ -271,7 +271,11 @@ export function TopologyView({ store }: { store: Store }) {
       setFocus((e.target as cytoscape.NodeSingular).data('network') as string),
     );
     cy.current = c;
-    return () => c.destroy();
+    store.wantSpans(true);
+    return () => {
+      store.wantSpans(false);
+      c.destroy();
+    };
   }, []);
 
   const draw = () => {

@@ -106,6 +106,13 @@ export class Host {
 
   @ApiProperty({ format: 'date-time' })
   createdAt!: string;
+
+  @ApiProperty({
+    type: 'integer',
+    minimum: 0,
+    description: 'instances placed on the host, counted when the answer is built',
+  })
+  instanceCount!: number;
 }
 
 /** The answer to PATCH /hosts/{idOrName}. */

@@ -98,6 +98,20 @@ export class Network {
 
   @ApiProperty({ format: 'date-time' })
   createdAt!: string;
+
+  @ApiProperty({
+    type: 'integer',
+    minimum: 0,
+    description: 'instances on the network, counted when the answer is built',
+  })
+  instanceCount!: number;
+
+  @ApiProperty({
+    type: 'integer',
+    minimum: 0,
+    description: 'hosts the network spans: the distinct hosts of its instances',
+  })
+  hostCount!: number;
 }
 
 /** The answer to POST /networks. */
