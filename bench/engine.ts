@@ -143,6 +143,7 @@ function makeInstance(nets: NetInfo[], i: number, k: number): Instance {
     hostId: hostId(spreadHost(n, k)),
     ip,
     mac: mac(i),
+    labels: {},
   };
 }
 

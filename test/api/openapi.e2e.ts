@@ -164,7 +164,7 @@ describe('the document', () => {
     expect(param(doc.paths['/api/v1/networks'].get as Json, 'model').enum).toContain('fabric');
     expect(
       (doc.paths['/api/v1/instances'].get.parameters as Json[]).map((p) => p.name).sort(),
-    ).toEqual(['cursor', 'host', 'limit', 'network']);
+    ).toEqual(['cursor', 'host', 'label', 'limit', 'network']);
   });
 
   it('carries the constraints the server enforces in the request schemas', () => {
@@ -195,6 +195,12 @@ describe('the document', () => {
     const mac = new RegExp(inst.mac.pattern as string);
     expect(['02:00:0A:0a:00:05', '02-00-0a-0a-00-05'].every((m) => mac.test(m))).toBe(true);
     expect(mac.test('02:00:0a:0a:00')).toBe(false);
+    expect(inst.labels).toMatchObject({ type: 'object', maxProperties: 64 });
+    const update = schema('UpdateInstanceDto');
+    expect(Object.keys(update.properties).sort()).toEqual(['host', 'labels']);
+    expect(update.required).toBeUndefined();
+    expect(update.properties.labels).toMatchObject({ type: 'object', maxProperties: 64 });
+    expect(schema('Instance').required).toContain('labels');
     expect(schema('BulkCreateInstancesDto').properties.instances).toMatchObject({
       minItems: 1,
       maxItems: 1000,

@@ -679,6 +679,52 @@ describe('fan-out and mobility', () => {
     expectMatchesFullRecompute(e);
   });
 
+  it('a labels-only upsert changes no host, touches no resource and keeps the labels', () => {
+    const t = fleet(4); // b0..b3 on h0..h3
+    const e = new DesiredStateEngine(t);
+    const b1 = t.instances.get('b1')!;
+    const s0 = e.stats();
+    const u = e.apply({
+      type: 'instance.upsert',
+      instance: { ...b1, labels: { app: 'web', 'example.com/tier': 'front' } },
+    });
+    expect(u.hosts.size).toBe(0);
+    expect(u.recomputed).toBe(0);
+    const s1 = e.stats();
+    expect(s1.resourceOps).toBe(s0.resourceOps);
+    expect(s1.sharesComputed).toBe(s0.sharesComputed);
+    expect(s1.fallbacks).toBe(s0.fallbacks);
+    expect(s1.hostWideComputed).toBe(s0.hostWideComputed);
+    expect(e.topology().instances.get('b1')!.labels).toEqual({
+      app: 'web',
+      'example.com/tier': 'front',
+    });
+    // An upsert from a log written before instances had labels counts as no labels.
+    const { labels: _ignored, ...unlabelled } = b1;
+    const v = e.apply({ type: 'instance.upsert', instance: unlabelled as typeof b1 });
+    expect(v.hosts.size).toBe(0);
+    expect(e.topology().instances.get('b1')!.labels).toEqual({});
+    expectMatchesFullRecompute(e);
+  });
+
+  it('a move and a relabel in one upsert give exactly the diffs of the move', () => {
+    const moved = new DesiredStateEngine(fleet(4));
+    const both = new DesiredStateEngine(fleet(4));
+    const b1 = fleet(4).instances.get('b1')!;
+    const m = moved.apply({ type: 'instance.move', id: 'b1', hostId: 'h7' });
+    const mb = both.apply({
+      type: 'instance.upsert',
+      instance: { ...b1, hostId: 'h7', labels: { app: 'db' } },
+    });
+    expect([...mb.hosts.keys()].sort()).toEqual([...m.hosts.keys()].sort());
+    for (const [h, x] of m.hosts) expect(mb.hosts.get(h)!.diff).toEqual(x.diff);
+    expect(both.topology().instances.get('b1')).toMatchObject({
+      hostId: 'h7',
+      labels: { app: 'db' },
+    });
+    expectMatchesFullRecompute(both);
+  });
+
   it('replaces a VXLAN device whose local address changed and re-sends what lives on it', () => {
     const e = new DesiredStateEngine(GOLDEN.overlayVxlan);
     const agent = new FakeAgent(e.stateOf('h2'));

@@ -6,6 +6,7 @@ import type {
   Router,
   Topology,
 } from '../../model/src/index.js';
+import { samePlacement } from '../../model/src/index.js';
 import { bgpSpeaker, isSpeaker } from './bgp.js';
 import { EMPTY_STATE, type DesiredState } from './compute.js';
 import { diffAt, isEmptyDiff, jsonEquals, resourceEquals, type Diff } from './diff.js';
@@ -266,9 +267,15 @@ export class DesiredStateEngine {
       case 'instance.delete': {
         const old = ix.instances.get(c.type === 'instance.upsert' ? c.instance.id : c.id);
         let next: Instance | null = null;
-        if (c.type === 'instance.upsert') next = c.instance;
+        if (c.type === 'instance.upsert')
+          // Changes logged before instances had labels carry none.
+          next = c.instance.labels ? c.instance : { ...c.instance, labels: {} };
         else if (c.type === 'instance.move') next = old ? { ...old, hostId: c.hostId } : null;
-        if (old && next && jsonEquals(old, next)) return false;
+        if (old && next && samePlacement(old, next)) {
+          // Nothing a host holds depends on the labels: keep the new object, touch no host.
+          if (!jsonEquals(old.labels, next.labels)) ix.setInstance(next);
+          return false;
+        }
         // A change is a removal then an addition (an update re-sends what differs: the
         // previous values are kept per key, so remove + add of one port is an `update`).
         if (old) {

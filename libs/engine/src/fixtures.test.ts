@@ -51,8 +51,9 @@ export function instance(
   hostId: string,
   ip: string,
   mac: string,
+  labels: Readonly<Record<string, string>> = {},
 ): Instance {
-  return { id, name: `vm-${id}`, networkId, hostId, ip, mac };
+  return { id, name: `vm-${id}`, networkId, hostId, ip, mac, labels };
 }
 
 export function topology(parts: {

@@ -61,6 +61,23 @@ export interface Instance {
   readonly ip: string;
   /** Lower-case, colon-separated. */
   readonly mac: string;
+  /**
+   * Kubernetes-style labels (selected by network policy). They place nothing: a change of
+   * labels alone changes no host's resources.
+   */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+/** True when two instances differ at most in their labels (same network, host, IP, MAC). */
+export function samePlacement(a: Instance, b: Instance): boolean {
+  return (
+    a.id === b.id &&
+    a.name === b.name &&
+    a.networkId === b.networkId &&
+    a.hostId === b.hostId &&
+    a.ip === b.ip &&
+    a.mac === b.mac
+  );
 }
 
 /** A host's share of a block-based network. */

@@ -19,7 +19,14 @@ import {
   getSchemaPath,
 } from '@nestjs/swagger';
 import { MAX_PAGE } from './pagination.js';
-import { NAME_PATTERN } from './validators.js';
+import { IsObject, IsOptional } from 'class-validator';
+import {
+  IsLabels,
+  LABEL_RULE,
+  LABEL_VALUE_PATTERN,
+  MAX_LABELS,
+  NAME_PATTERN,
+} from './validators.js';
 
 // ---------------------------------------------------------------------------------------
 // Patterns of the request fields, as the validators of validators.ts check them. Rules a
@@ -52,18 +59,32 @@ export const REF_SCHEMA = { type: 'string', maxLength: 63 } as const;
 /** Labels as `IsLabels` checks them (keys are described: OpenAPI 3.0 cannot pattern keys). */
 export const LABELS_SCHEMA = {
   type: 'object',
-  maxProperties: 64,
+  maxProperties: MAX_LABELS,
   additionalProperties: {
     type: 'string',
     maxLength: 63,
-    pattern: '^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$',
+    pattern: src(LABEL_VALUE_PATTERN),
   },
-  description:
-    "at most 64 labels; keys like Kubernetes' (an optional DNS prefix and `/`, then 1-63 " +
-    'characters of letters, digits, `.`, `_`, `-`, starting and ending with a letter or ' +
-    'digit), values of up to 63 such characters (or empty)',
+  description: `labels like Kubernetes': ${LABEL_RULE}`,
   example: { 'lattice.io/route-reflector': 'true' },
 } as const;
+
+/**
+ * An optional `labels` property of a request body (hosts, instances): the one rule
+ * (`IsLabels`) and its schema; `description` says what giving it means.
+ */
+export const OptionalLabels = (description?: string) =>
+  applyDecorators(
+    ApiPropertyOptional({
+      ...LABELS_SCHEMA,
+      description: description
+        ? `${description}; ${LABELS_SCHEMA.description}`
+        : LABELS_SCHEMA.description,
+    }),
+    IsOptional(),
+    IsObject(),
+    IsLabels(),
+  );
 
 // ---------------------------------------------------------------------------------------
 // The error body (common/errors.ts).

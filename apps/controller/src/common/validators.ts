@@ -98,21 +98,97 @@ export const IsUnicastMac = rule(
   '$property must be a unicast MAC address (aa:bb:cc:dd:ee:ff, least significant bit of the first octet clear)',
 );
 
-/** Label keys like Kubernetes': optional DNS prefix, then a name; values up to 63 characters. */
-export const IsLabels = rule(
-  'isLabels',
-  (v) =>
-    typeof v === 'object' &&
-    v !== null &&
-    !Array.isArray(v) &&
-    Object.keys(v).length <= 64 &&
-    Object.entries(v).every(
-      ([k, val]) =>
-        /^([a-z0-9]([a-z0-9.-]{0,251}[a-z0-9])?\/)?[A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?$/.test(
-          k,
-        ) &&
-        typeof val === 'string' &&
-        /^([A-Za-z0-9]([A-Za-z0-9._-]{0,61}[A-Za-z0-9])?)?$/.test(val),
-    ),
-  '$property must map label keys (prefix/name) to strings of up to 63 characters, at most 64 labels',
-);
+// ---- labels ---------------------------------------------------------------------------
+// One rule for the labels of hosts and instances, Kubernetes' (k8s.io/apimachinery
+// validation: IsQualifiedName for keys, IsValidLabelValue for values), at most 64 labels.
+
+/** A label name, and a non-empty value: 1-63 characters, alphanumeric at both ends. */
+export const LABEL_NAME_PATTERN = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+/** A label value: empty, or a label name. */
+export const LABEL_VALUE_PATTERN = /^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$/;
+/** A key prefix: a DNS-1123 subdomain (dot-separated DNS labels, at most 253 characters). */
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+export const MAX_LABELS = 64;
+
+export const LABEL_RULE =
+  'keys are an optional DNS subdomain prefix (lower case, at most 253 characters) and "/", ' +
+  'then a name of 1-63 characters of letters, digits, "-", "_" and ".", starting and ending ' +
+  'with a letter or digit; values are empty or such a name; at most 64 labels';
+
+/** What is wrong with a label key, or undefined when it is one. */
+export function labelKeyProblem(k: string): string | undefined {
+  const slash = k.indexOf('/');
+  const prefix = slash < 0 ? null : k.slice(0, slash);
+  const name = slash < 0 ? k : k.slice(slash + 1);
+  if (prefix !== null && (prefix.length > 253 || !DNS_SUBDOMAIN.test(prefix)))
+    return `the prefix of label key "${k}" must be a DNS subdomain of at most 253 characters (lower case letters, digits, "-", "."-separated)`;
+  if (!LABEL_NAME_PATTERN.test(name))
+    return `the name of label key "${k}" must be 1-63 characters of letters, digits, "-", "_" and ".", starting and ending with a letter or digit`;
+  return undefined;
+}
+
+/** What is wrong with labels as a whole, or undefined when they are valid. */
+export function labelsProblem(v: unknown): string | undefined {
+  if (typeof v !== 'object' || v === null || Array.isArray(v))
+    return '$property must be an object mapping label keys to string values';
+  const entries = Object.entries(v);
+  if (entries.length > MAX_LABELS) return `$property must hold at most ${MAX_LABELS} labels`;
+  for (const [k, val] of entries) {
+    const bad = labelKeyProblem(k);
+    if (bad) return `$property: ${bad}`;
+    if (typeof val !== 'string') return `$property: the value of label "${k}" must be a string`;
+    if (!LABEL_VALUE_PATTERN.test(val))
+      return `$property: the value of label "${k}" must be empty or 1-63 characters of letters, digits, "-", "_" and ".", starting and ending with a letter or digit`;
+  }
+  return undefined;
+}
+
+/**
+ * Labels of hosts and instances (Kubernetes' rule, `LABEL_RULE`); the message names the
+ * first offending key or value.
+ */
+export const IsLabels =
+  (options?: ValidationOptions): PropertyDecorator =>
+  (object, propertyName) =>
+    registerDecorator({
+      name: 'isLabels',
+      target: object.constructor,
+      propertyName: String(propertyName),
+      options: {
+        message: (a: ValidationArguments) =>
+          (labelsProblem(a.value) ?? LABEL_RULE).replace('$property', a.property),
+        ...options,
+      },
+      validator: { validate: (v: unknown) => labelsProblem(v) === undefined },
+    });
+
+/** What is wrong with an equality selector `key=value`, or undefined when it is one. */
+export function labelSelectorProblem(v: unknown): string | undefined {
+  if (typeof v !== 'string') return '$property must be a string';
+  const eq = v.indexOf('=');
+  if (eq < 0) return '$property must be an equality selector key=value (e.g. app=web)';
+  const bad = labelKeyProblem(v.slice(0, eq));
+  if (bad) return `$property: ${bad}`;
+  if (!LABEL_VALUE_PATTERN.test(v.slice(eq + 1)))
+    return '$property: the value must be empty or 1-63 characters of letters, digits, "-", "_" and ".", starting and ending with a letter or digit';
+  return undefined;
+}
+
+/** `key=value`: one equality selector on labels (`labelSelectorProblem`). */
+export const IsLabelSelector =
+  (options?: ValidationOptions): PropertyDecorator =>
+  (object, propertyName) =>
+    registerDecorator({
+      name: 'isLabelSelector',
+      target: object.constructor,
+      propertyName: String(propertyName),
+      options: {
+        message: (a: ValidationArguments) =>
+          (labelSelectorProblem(a.value) ?? '$property must be key=value').replace(
+            '$property',
+            a.property,
+          ),
+        ...options,
+      },
+      validator: { validate: (v: unknown) => labelSelectorProblem(v) === undefined },
+    });

@@ -2,6 +2,7 @@ import { DataSource } from 'typeorm';
 import { InitialSchema1764300000000 } from '../../../../migrations/1764300000000-InitialSchema.js';
 import { ClusterIdentity1764400000000 } from '../../../../migrations/1764400000000-ClusterIdentity.js';
 import { AllocationRanges1764500000000 } from '../../../../migrations/1764500000000-AllocationRanges.js';
+import { InstanceLabels1764600000000 } from '../../../../migrations/1764600000000-InstanceLabels.js';
 import { ENTITIES } from './entities.js';
 
 /** Every migration, in order. Listed explicitly: ESM builds cannot glob-load classes. */
@@ -9,6 +10,7 @@ export const MIGRATIONS = [
   InitialSchema1764300000000,
   ClusterIdentity1764400000000,
   AllocationRanges1764500000000,
+  InstanceLabels1764600000000,
 ];
 
 /** Serialises migration runs of replicas that start together on one database. */

@@ -72,6 +72,7 @@ export class InstanceEntity {
   @Column({ type: 'uuid', name: 'host_id' }) hostId!: string;
   @Column({ type: 'inet', transformer: inetHost }) ip!: string;
   @Column('macaddr') mac!: string;
+  @Column('jsonb') labels!: Record<string, string>;
   @Column({ type: 'bigint', transformer: bigintNumber }) revision!: number;
   @CreateDateColumn({ type: 'timestamptz', name: 'created_at' }) createdAt!: Date;
 }

@@ -28,7 +28,7 @@ export async function loadTopology(
               encapsulation, routing, block_prefix_len AS "blockPrefixLen", transport FROM networks`,
     );
     const instances = await tx.query<Instance[]>(
-      `SELECT id, name, network_id AS "networkId", host_id AS "hostId", host(ip) AS ip, mac::text AS mac FROM instances`,
+      `SELECT id, name, network_id AS "networkId", host_id AS "hostId", host(ip) AS ip, mac::text AS mac, labels FROM instances`,
     );
     const blocks = await tx.query<HostBlock[]>(
       `SELECT network_id AS "networkId", host_id AS "hostId", cidr::text AS cidr FROM host_blocks`,

@@ -1,14 +1,8 @@
 import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { IsObject, IsOptional, IsString, Matches, ValidateIf } from 'class-validator';
-import { IPV4_PATTERN, LABELS_SCHEMA, NAME_SCHEMA } from '../common/openapi.js';
-import {
-  IsIntIn,
-  IsLabels,
-  IsUnicastIpv4,
-  IsObjectName,
-  NAME_DESCRIPTION,
-} from '../common/validators.js';
+import { IsOptional, IsString, Matches, ValidateIf } from 'class-validator';
+import { IPV4_PATTERN, NAME_SCHEMA, OptionalLabels } from '../common/openapi.js';
+import { IsIntIn, IsUnicastIpv4, IsObjectName, NAME_DESCRIPTION } from '../common/validators.js';
 
 const UNICAST = 'a unicast address outside 0/8, 127/8, 169.254/16, 224/4 and 240/4';
 
@@ -46,8 +40,7 @@ const Asn = () =>
     IsIntIn(1, 4294967295),
   );
 
-const Labels = () =>
-  applyDecorators(ApiPropertyOptional(LABELS_SCHEMA), IsOptional(), IsObject(), IsLabels());
+const Labels = () => OptionalLabels();
 
 export class CreateHostDto {
   @ApiProperty({ ...NAME_SCHEMA, example: 'h1', description: NAME_DESCRIPTION })

@@ -11,11 +11,18 @@ import {
 } from 'class-validator';
 import {
   IsIpv4Address,
+  IsLabelSelector,
   IsUnicastMac,
   IsObjectName,
   NAME_DESCRIPTION,
 } from '../common/validators.js';
-import { IPV4_PATTERN, MAC_PATTERN, NAME_SCHEMA, REF_SCHEMA } from '../common/openapi.js';
+import {
+  IPV4_PATTERN,
+  MAC_PATTERN,
+  NAME_SCHEMA,
+  OptionalLabels,
+  REF_SCHEMA,
+} from '../common/openapi.js';
 import { PageQuery } from '../common/pagination.js';
 
 export const MAX_BULK = 1000;
@@ -58,6 +65,9 @@ export class CreateInstanceDto {
   @IsOptional()
   @IsUnicastMac()
   mac?: string;
+
+  @OptionalLabels('default: none ({})')
+  labels?: Record<string, string>;
 }
 
 export class BulkCreateInstancesDto {
@@ -75,11 +85,23 @@ export class BulkCreateInstancesDto {
   instances!: CreateInstanceDto[];
 }
 
-export class MoveInstanceDto {
-  @ApiProperty({ ...REF_SCHEMA, description: 'the new host, by id or name', example: 'h2' })
+/**
+ * What may change on an instance: its host (a move, keeping IP and MAC) and/or its labels
+ * (the whole set). At least one; both are one revision.
+ */
+export class UpdateInstanceDto {
+  @ApiPropertyOptional({
+    ...REF_SCHEMA,
+    description: 'the new host, by id or name (a move, keeping IP and MAC)',
+    example: 'h2',
+  })
+  @IsOptional()
   @IsString()
   @MaxLength(63)
-  host!: string;
+  host?: string;
+
+  @OptionalLabels('the new labels, replacing the whole set')
+  labels?: Record<string, string>;
 }
 
 export class InstanceListQuery extends PageQuery {
@@ -96,4 +118,14 @@ export class InstanceListQuery extends PageQuery {
   @IsOptional()
   @IsString()
   host?: string;
+
+  @ApiPropertyOptional({
+    description:
+      'only instances with this label: one equality selector `key=value` (an empty value ' +
+      'matches the label set to ""); set-based selectors and several selectors are not supported',
+    example: 'app=web',
+  })
+  @IsOptional()
+  @IsLabelSelector()
+  label?: string;
 }

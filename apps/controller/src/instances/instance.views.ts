@@ -32,6 +32,14 @@ export class Instance {
   mac!: string;
 
   @ApiProperty({
+    type: 'object',
+    additionalProperties: { type: 'string' },
+    description: "the instance's labels ({} when none)",
+    example: { app: 'web', 'example.com/tier': 'frontend' },
+  })
+  labels!: Record<string, string>;
+
+  @ApiProperty({
     enum: ['pending', 'active'],
     description: "`active` once the host's agent has applied the instance's revision",
   })

@@ -5,7 +5,7 @@ import {
   BulkCreateInstancesDto,
   CreateInstanceDto,
   InstanceListQuery,
-  MoveInstanceDto,
+  UpdateInstanceDto,
 } from './instance.dto.js';
 import { ChangedInstance, CreatedInstances, Instance } from './instance.views.js';
 import { InstancesService } from './instances.service.js';
@@ -51,7 +51,8 @@ export class InstancesController {
   @ApiOp(
     'listInstances',
     'List instances',
-    'Instances in name order, optionally of one network and/or on one host.',
+    'Instances in name order, optionally of one network, on one host and/or with one label ' +
+      '(`label=key=value`, an equality selector).',
   )
   @ApiPage(Instance, 'A page of instances.')
   @ApiRead({ query: true, notFound: 'No such network or host (filters).' })
@@ -70,19 +71,22 @@ export class InstancesController {
 
   @Patch(':idOrName')
   @ApiOp(
-    'moveInstance',
-    'Move an instance',
-    'Moves an instance to another host keeping its IP and MAC (mobility). Instances of ' +
-      "block-based models take their address from the host's block and cannot move (409).",
+    'updateInstance',
+    'Move or relabel an instance',
+    'Moves an instance to another host keeping its IP and MAC (mobility) — `host` — and/or ' +
+      'replaces its labels — `labels`, the whole set; at least one of them (400 otherwise), both ' +
+      'in one revision. Instances of block-based models take their address from the ' +
+      "host's block and cannot move (409). A change of labels alone changes no host's " +
+      'desired state (no host gets a new desired revision).',
   )
   @ApiIdOrName('instance')
-  @ApiResponse({ status: 200, description: 'The instance on its new host.', type: ChangedInstance })
+  @ApiResponse({ status: 200, description: 'The instance as changed.', type: ChangedInstance })
   @ApiMutation({
     notFound: 'No such instance or host.',
     conflict: 'The network is block-based: delete and recreate the instance instead.',
   })
-  move(@Param('idOrName') idOrName: string, @Body() dto: MoveInstanceDto) {
-    return this.instances.move(idOrName, dto.host);
+  update(@Param('idOrName') idOrName: string, @Body() dto: UpdateInstanceDto) {
+    return this.instances.update(idOrName, dto);
   }
 
   @Delete(':idOrName')

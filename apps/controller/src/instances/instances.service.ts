@@ -12,7 +12,7 @@ import { decodeCursor, toPage, type Page } from '../common/pagination.js';
 import { HostEntity, InstanceEntity, NetworkEntity } from '../database/entities.js';
 import { RevisionLog, type Tx } from '../revisions/revision-log.js';
 import { AgentSessions } from '../agents/agent-sessions.service.js';
-import type { CreateInstanceDto, InstanceListQuery } from './instance.dto.js';
+import type { CreateInstanceDto, InstanceListQuery, UpdateInstanceDto } from './instance.dto.js';
 import { allocateIp, freeAddressesMany, insertAtLowestFree, releaseAddress } from './ipam.js';
 
 export interface InstanceView extends Instance {
@@ -31,16 +31,18 @@ interface InstanceRow {
   host_id: string;
   ip: string;
   mac: string;
+  labels: Record<string, string>;
   revision: string;
   created_at: Date;
   network: string;
   host: string;
   applied_revision: string;
+  desired_revision: string;
 }
 
 const SELECT_VIEW = `
-  SELECT i.id, i.name, i.network_id, i.host_id, host(i.ip) AS ip, i.mac::text AS mac, i.revision, i.created_at,
-         n.name AS network, h.name AS host, h.applied_revision
+  SELECT i.id, i.name, i.network_id, i.host_id, host(i.ip) AS ip, i.mac::text AS mac, i.labels, i.revision, i.created_at,
+         n.name AS network, h.name AS host, h.applied_revision, h.desired_revision
     FROM instances i JOIN networks n ON n.id = i.network_id JOIN hosts h ON h.id = i.host_id`;
 
 /** What a create (or a move) wrote, enough to answer without reading it back. */
@@ -51,6 +53,27 @@ interface Created {
   readonly createdAt: Date;
   /** The host's applied revision as stored (the live value is preferred). */
   readonly hostApplied: number;
+  /**
+   * Set when the change placed nothing (labels only): the host's desired revision, read
+   * under the revision lock. Otherwise the change's revision changed the host.
+   */
+  readonly hostDesired?: number;
+}
+
+/**
+ * The revision the instance's host must have applied for the instance to be `active`: the
+ * instance's revision, unless its host's desired state did not change since (a change of
+ * labels alone places nothing): every change that places an instance bumps its host's
+ * desired revision, so the smaller of the two is never before the instance was placed.
+ */
+function placedAt(instanceRevision: number, hostDesired: number): number {
+  return Math.min(instanceRevision, hostDesired);
+}
+
+/** Label sets are equal (key order aside). */
+function sameLabels(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a);
+  return ka.length === Object.keys(b).length && ka.every((k) => b[k] === a[k]);
 }
 
 function instanceView(r: InstanceRow, liveApplied?: number): InstanceView {
@@ -63,7 +86,12 @@ function instanceView(r: InstanceRow, liveApplied?: number): InstanceView {
     host: r.host,
     ip: r.ip,
     mac: r.mac,
-    state: (liveApplied ?? Number(r.applied_revision)) >= Number(r.revision) ? 'active' : 'pending',
+    labels: r.labels,
+    state:
+      (liveApplied ?? Number(r.applied_revision)) >=
+      placedAt(Number(r.revision), Number(r.desired_revision))
+        ? 'active'
+        : 'pending',
     revision: Number(r.revision),
     createdAt: r.created_at.toISOString(),
   };
@@ -75,8 +103,9 @@ const NETWORK_COLUMNS = `id, name, model, cidr::text AS cidr, host(gateway) AS g
   transport, routable, revision::float8 AS revision, created_at AS "createdAt"`;
 
 /** What an instance needs of its host. */
-type HostRef = Pick<HostEntity, 'id' | 'name' | 'appliedRevision'>;
-const HOST_COLUMNS = `id, name, applied_revision::float8 AS "appliedRevision"`;
+type HostRef = Pick<HostEntity, 'id' | 'name' | 'appliedRevision' | 'desiredRevision'>;
+const HOST_COLUMNS = `id, name, applied_revision::float8 AS "appliedRevision",
+  desired_revision::float8 AS "desiredRevision"`;
 
 /**
  * The network, locked for the rest of the batch (FOR NO KEY UPDATE: allocation within it is
@@ -205,10 +234,12 @@ export class InstancesService {
         if (dto.ip === undefined) {
           // The fast path: address and row in one all-or-nothing statement, no savepoint.
           const mac = dto.mac !== undefined ? normalizeMac(dto.mac)! : randomMac();
+          const labels = dto.labels ?? {};
           const got = await insertAtLowestFree(tx, net, {
             name: dto.name,
             hostId: host.id,
             mac,
+            labels,
             revision: tx.revision,
           });
           if (got.ok) {
@@ -219,6 +250,7 @@ export class InstancesService {
               hostId: host.id,
               ip: got.ip,
               mac,
+              labels,
             };
             tx.record({ type: 'instance.upsert', instance });
             return {
@@ -247,11 +279,12 @@ export class InstancesService {
    */
   private created(c: Created, revision: number): InstanceView & { revision: number } {
     const applied = this.agents.live(c.instance.hostId)?.applied ?? c.hostApplied;
+    const needed = c.hostDesired === undefined ? revision : placedAt(revision, c.hostDesired);
     return {
       ...c.instance,
       network: c.network,
       host: c.host,
-      state: applied >= revision ? 'active' : 'pending',
+      state: applied >= needed ? 'active' : 'pending',
       revision,
       createdAt: c.createdAt.toISOString(),
     };
@@ -338,6 +371,7 @@ export class InstancesService {
       ip: string;
       mac: string;
       explicitMac: boolean;
+      labels: Record<string, string>;
     }
     const out = new Array<Created>(items.length);
     const rows: Row[] = [];
@@ -363,16 +397,17 @@ export class InstancesService {
         ip,
         mac: explicitMac ? normalizeMac(it.mac!)! : randomMac(),
         explicitMac,
+        labels: it.labels ?? {},
       });
     }
     const inserted = new Map<string, { id: string; created_at: Date }>();
     for (let off = 0; off < rows.length; off += 500) {
       const chunk = rows.slice(off, off + 500);
       const got = await tx.query<{ id: string; name: string; created_at: Date }>(
-        `INSERT INTO instances (name, network_id, host_id, ip, mac, revision)
-         SELECT name, network_id, host_id, ip, mac, $6::bigint
-           FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::inet[], $5::macaddr[])
-                AS r(name, network_id, host_id, ip, mac)
+        `INSERT INTO instances (name, network_id, host_id, ip, mac, labels, revision)
+         SELECT name, network_id, host_id, ip, mac, labels, $7::bigint
+           FROM unnest($1::text[], $2::uuid[], $3::uuid[], $4::inet[], $5::macaddr[], $6::jsonb[])
+                AS r(name, network_id, host_id, ip, mac, labels)
          ON CONFLICT (mac) DO NOTHING RETURNING id, name, created_at`,
         [
           chunk.map((r) => r.name),
@@ -380,6 +415,7 @@ export class InstancesService {
           chunk.map((r) => r.host.id),
           chunk.map((r) => r.ip),
           chunk.map((r) => r.mac),
+          chunk.map((r) => JSON.stringify(r.labels)),
           tx.revision,
         ],
       );
@@ -392,9 +428,10 @@ export class InstancesService {
         for (;;) {
           r.mac = randomMac();
           const [g] = await tx.query<{ id: string; created_at: Date }>(
-            `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, $6)
+            `INSERT INTO instances (name, network_id, host_id, ip, mac, labels, revision)
+             VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
              ON CONFLICT (mac) DO NOTHING RETURNING id, created_at`,
-            [r.name, r.net.id, r.host.id, r.ip, r.mac, tx.revision],
+            [r.name, r.net.id, r.host.id, r.ip, r.mac, JSON.stringify(r.labels), tx.revision],
           );
           if (!g) continue;
           inserted.set(r.name, g);
@@ -409,6 +446,7 @@ export class InstancesService {
         hostId: r.host.id,
         ip: r.ip,
         mac: r.mac,
+        labels: r.labels,
       };
       tx.record({ type: 'instance.upsert', instance }); // inserted with the batch's revision
       out[r.at] = {
@@ -430,14 +468,16 @@ export class InstancesService {
     at: string,
   ): Promise<Created> {
     const { ip } = await allocateIp(tx, net, host.id, dto.ip, `${at}ip`);
+    const labels = dto.labels ?? {};
     // MAC uniqueness is the database's: a clash with a requested MAC is a 409, with a
     // generated one (46 random bits) just another draw.
     for (;;) {
       const mac = dto.mac !== undefined ? normalizeMac(dto.mac)! : randomMac();
       const [row] = await tx.query<{ id: string; created_at: Date }>(
-        `INSERT INTO instances (name, network_id, host_id, ip, mac, revision) VALUES ($1, $2, $3, $4, $5, $6)
+        `INSERT INTO instances (name, network_id, host_id, ip, mac, labels, revision)
+         VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7)
          ON CONFLICT (mac) DO NOTHING RETURNING id, created_at`,
-        [dto.name, net.id, host.id, ip, mac, tx.revision],
+        [dto.name, net.id, host.id, ip, mac, JSON.stringify(labels), tx.revision],
       );
       if (!row) {
         if (dto.mac !== undefined) throw new Conflict(`MAC address ${mac} is already in use`);
@@ -450,6 +490,7 @@ export class InstancesService {
         hostId: host.id,
         ip,
         mac,
+        labels,
       };
       tx.record({ type: 'instance.upsert', instance }); // inserted with the batch's revision
       return {
@@ -486,6 +527,12 @@ export class InstancesService {
       params.push(h.id);
       where.push(`i.host_id = $${params.length}`);
     }
+    if (q.label !== undefined) {
+      // One equality selector; `@>` is served by the GIN index instances_labels.
+      const eq = q.label.indexOf('=');
+      params.push(JSON.stringify({ [q.label.slice(0, eq)]: q.label.slice(eq + 1) }));
+      where.push(`i.labels @> $${params.length}::jsonb`);
+    }
     if (after !== null) {
       params.push(after);
       where.push(`i.name > $${params.length}`);
@@ -499,17 +546,25 @@ export class InstancesService {
   }
 
   /**
-   * Moves an instance to another host keeping its IP and MAC (mobility). Not possible for
-   * block-based models: the address belongs to the old host's block.
+   * Moves an instance to another host keeping its IP and MAC (mobility), and/or replaces
+   * its labels; both in one revision. A move is not possible for block-based models: the
+   * address belongs to the old host's block. Labels alone change no host's resources.
    */
-  async move(idOrName: string, hostRef: string) {
+  async update(idOrName: string, dto: UpdateInstanceDto) {
+    if (dto.host === undefined && dto.labels === undefined) {
+      const error = 'give host (a move) and/or labels (the whole set)';
+      throw new InvalidInput([
+        { field: 'host', errors: [error] },
+        { field: 'labels', errors: [error] },
+      ]);
+    }
     // Answered from what the work read and wrote, like a create: a read after the commit
-    // could fail (the database gone) and turn a committed move into an error.
+    // could fail (the database gone) and turn a committed change into an error.
     const { result, revision } = await this.revisions.mutate(async (tx) => {
       const inst = await findByIdOrName(tx.manager, InstanceEntity, 'instance', idOrName);
       const net = await lockNetwork(tx, inst.networkId);
-      const host = await findHost(tx, hostRef);
-      if (isBlockBased(net)) {
+      const target = dto.host !== undefined ? await findHost(tx, dto.host) : undefined;
+      if (target && isBlockBased(net)) {
         throw new Conflict(
           `instances of network "${net.name}" (${net.model}${net.encapsulation ? '/' + net.encapsulation : ''}) take their address from the host's block and cannot move; delete and recreate the instance instead`,
         );
@@ -518,30 +573,49 @@ export class InstancesService {
         where: { id: inst.id },
         lock: { mode: 'pessimistic_write' },
       });
-      const moved: Created = {
-        instance: {
-          id: current.id,
-          name: current.name,
-          networkId: current.networkId,
-          hostId: host.id,
-          ip: current.ip,
-          mac: current.mac,
-        },
+      const host = target ?? (await findHost(tx, current.hostId));
+      const moves = host.id !== current.hostId;
+      const labels = dto.labels ?? current.labels;
+      const relabels = !sameLabels(labels, current.labels);
+      const instance: Instance = {
+        id: current.id,
+        name: current.name,
+        networkId: current.networkId,
+        hostId: host.id,
+        ip: current.ip,
+        mac: current.mac,
+        labels,
+      };
+      const answer = (hostDesired?: number): Created => ({
+        instance,
         network: net.name,
         host: host.name,
         createdAt: current.createdAt,
         hostApplied: host.appliedRevision,
-      };
-      if (current.hostId === host.id) return { moved, rowRevision: current.revision };
-      await tx.manager.update(InstanceEntity, { id: current.id }, { hostId: host.id });
+        hostDesired,
+      });
+      if (!moves && !relabels) {
+        return { changed: answer(host.desiredRevision), rowRevision: current.revision };
+      }
+      await tx.manager.update(
+        InstanceEntity,
+        { id: current.id },
+        { hostId: host.id, labels: { ...labels } },
+      );
+      // A relabel carries the whole instance (its new host too, when it also moves); a
+      // move alone stays a move. Stamped with the batch's revision at commit.
       tx.record(
-        { type: 'instance.move', id: current.id, hostId: host.id },
+        relabels
+          ? { type: 'instance.upsert', instance }
+          : { type: 'instance.move', id: current.id, hostId: host.id },
         { table: 'instances', id: current.id },
       );
-      // stamped with the batch's revision at commit
-      return { moved, rowRevision: tx.revision };
+      return {
+        changed: answer(moves ? undefined : host.desiredRevision),
+        rowRevision: tx.revision,
+      };
     });
-    return { ...this.created(result.moved, result.rowRevision), revision };
+    return { ...this.created(result.changed, result.rowRevision), revision };
   }
 
   async delete(idOrName: string) {

@@ -401,6 +401,7 @@ export interface NewInstanceRow {
   readonly name: string;
   readonly hostId: string;
   readonly mac: string;
+  readonly labels: Readonly<Record<string, string>>;
   readonly revision: number;
 }
 
@@ -432,8 +433,8 @@ export async function insertAtLowestFree(
   }>(
     `WITH r AS (SELECT lo, hi FROM free_addresses f
                  WHERE f.network_id = $1::uuid AND f.owner = $2::uuid ORDER BY f.hi LIMIT 1),
-          ins AS (INSERT INTO instances (name, network_id, host_id, ip, mac, revision)
-                  SELECT $3, $1::uuid, $4::uuid, '0.0.0.0'::inet + r.lo, $5::macaddr, $6 FROM r
+          ins AS (INSERT INTO instances (name, network_id, host_id, ip, mac, labels, revision)
+                  SELECT $3, $1::uuid, $4::uuid, '0.0.0.0'::inet + r.lo, $5::macaddr, $7::jsonb, $6 FROM r
                   ON CONFLICT DO NOTHING RETURNING id, host(ip) AS ip, created_at),
           upd AS (UPDATE free_addresses f SET lo = r.lo + 1 FROM r
                    WHERE f.network_id = $1::uuid AND f.owner = $2::uuid AND f.hi = r.hi
@@ -443,7 +444,7 @@ export async function insertAtLowestFree(
                      AND r.lo = r.hi AND EXISTS (SELECT 1 FROM ins))
      SELECT EXISTS (SELECT 1 FROM r) AS free, ins.id, ins.ip, ins.created_at
        FROM (SELECT 1) AS one LEFT JOIN ins ON true`,
-    [net.id, owner, row.name, row.hostId, row.mac, row.revision],
+    [net.id, owner, row.name, row.hostId, row.mac, row.revision, JSON.stringify(row.labels)],
   );
   if (!r.free) return { ok: false, reason: 'no-address' };
   if (r.id === null) return { ok: false, reason: 'conflict' };
