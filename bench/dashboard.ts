@@ -30,11 +30,11 @@ import {
   now,
   preloadShape,
   RESULTS,
+  BenchRun,
   ROOT,
   round,
   SHAPES,
   startSystem,
-  type Cleanups,
   type LatencyStats,
   type PreloadStats,
   type ShapeName,
@@ -117,40 +117,9 @@ const results: Results = {
   phase: 'setup',
 };
 
-const cleanups: Cleanups = [];
-let finishing = false;
-
-function writeResults(): string {
-  mkdirSync(RESULTS, { recursive: true });
-  const file = join(RESULTS, `${STEM}.json`);
-  results.finishedAt = new Date().toISOString();
-  writeFileSync(file, JSON.stringify(results, null, 2) + '\n');
-  return file;
-}
-async function cleanup(): Promise<void> {
-  while (cleanups.length > 0)
-    await cleanups.pop()!().catch((e: unknown) =>
-      console.error(`cleanup: ${e instanceof Error ? e.message : String(e)}`),
-    );
-}
-async function abort(why: unknown): Promise<never> {
-  if (finishing) return new Promise<never>(() => {});
-  finishing = true;
-  const message = why instanceof Error ? (why.stack ?? why.message) : String(why);
-  console.error(`\nbench:dashboard stopped in phase "${results.phase}": ${message}`);
-  results.error = message;
-  try {
-    console.error(`partial results written to ${relative(ROOT, writeResults())}`);
-  } catch {
-    // nothing more to do
-  }
-  await cleanup();
-  process.exit(1);
-}
-function phase(name: string): void {
-  results.phase = name;
-  console.log(`\n== ${name}`);
-}
+const run = new BenchRun('bench:dashboard', STEM, results);
+const { cleanups } = run;
+const phase = (name: string) => run.phase(name);
 
 /** In the page (which the benchmark's own types do not know): the counts bar's figures. */
 const COUNTS_BAR = `[...document.querySelectorAll('[data-testid="counts"] b')].map((b) => Number(b.textContent))`;
@@ -221,6 +190,11 @@ async function main(): Promise<void> {
   );
   const countsMs = now() - signIn;
   results.firstRender = { fleetRowsMs: round(fleetRowsMs), countsMs: round(countsMs) };
+  // Each view as an operator sees it at this shape (after it was timed).
+  const shots = join(ROOT, 'test-output', `dashboard-${SHAPE}`);
+  mkdirSync(shots, { recursive: true });
+  const shot = (name: string) => page.screenshot({ path: join(shots, `${name}.png`) });
+  await shot('1-fleet');
   console.log(
     `fleet rows after ${Math.round(fleetRowsMs)} ms, counts bar complete (${H} hosts in sync, ${P} instances) after ${Math.round(countsMs)} ms`,
   );
@@ -234,6 +208,7 @@ async function main(): Promise<void> {
     await ready();
     views[view] = round(now() - t0);
     console.log(`  ${view}: ${Math.round(views[view])} ms`);
+    await shot(`${Object.keys(views).length + 1}-${view}`);
   };
   await open('networks', () =>
     page.waitForSelector('[data-testid^="networks-"] tr[data-network]', { timeout: 120_000 }),
@@ -258,6 +233,8 @@ async function main(): Promise<void> {
   console.log(
     `  topology, breakdown loaded: ${Math.round(views['topology, breakdown loaded'])} ms`,
   );
+  await shot('5-topology-breakdown');
+  console.log(`  screenshots in ${relative(ROOT, shots)}/`);
   await page.click('nav a[data-view="fleet"]');
 
   phase('3. REST create → in the page');
@@ -300,22 +277,9 @@ function printTable(): void {
   for (const [a, b] of rows) console.log(`  ${a.padEnd(w)}  ${b}`);
 }
 
-for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.removeAllListeners(sig);
-  process.on(sig, () => void abort(`interrupted (${sig})`));
-}
-const watchdog = setTimeout(
-  () => void abort(new Error(`the run took longer than --max-minutes ${MAX_MINUTES}`)),
-  MAX_MINUTES * 60_000,
-);
-watchdog.unref();
-main().then(
-  async () => {
-    clearTimeout(watchdog);
-    printTable();
-    console.log(`\nresults written to ${relative(ROOT, writeResults())}`);
-    await cleanup();
-    process.exit(0);
-  },
-  (e: unknown) => void abort(e),
-);
+run.start(async () => {
+  await main();
+  printTable();
+  console.log(`\nresults written to ${relative(ROOT, run.writeResults())}`);
+  await run.finish();
+}, MAX_MINUTES);

@@ -10,6 +10,7 @@ import { execFileSync } from 'node:child_process';
 import {
   chmodSync,
   closeSync,
+  mkdirSync,
   mkdtempSync,
   openSync,
   readFileSync,
@@ -550,4 +551,84 @@ export async function preloadShape(
     `${P} instances in ${stats.instancesMs} ms (${stats.instancesPerSec}/s), every host in sync ${Math.round(syncMs)} ms later`,
   );
   return { fleet, hosts };
+}
+
+/** What every benchmark's results carry for its run's bookkeeping. */
+export interface RunResults {
+  phase: string;
+  finishedAt?: string | null;
+  error?: string;
+}
+
+/**
+ * One benchmark run's bookkeeping: its results file, what to clean up (in reverse order),
+ * its phases, and how it ends — a failure, a signal or the time limit writes what was
+ * measured (with the error), cleans up and exits 1.
+ */
+export class BenchRun {
+  readonly cleanups: Cleanups = [];
+  private finishing = false;
+
+  constructor(
+    private readonly name: string,
+    private readonly stem: string,
+    private readonly results: RunResults,
+  ) {}
+
+  /** Writes `bench/results/<stem>.json`; returns its path. */
+  writeResults(): string {
+    mkdirSync(RESULTS, { recursive: true });
+    const file = join(RESULTS, `${this.stem}.json`);
+    this.results.finishedAt = new Date().toISOString();
+    writeFileSync(file, JSON.stringify(this.results, null, 2) + '\n');
+    return file;
+  }
+
+  phase(name: string): void {
+    this.results.phase = name;
+    console.log(`\n== ${name}`);
+  }
+
+  /** Runs the cleanups (a signal meanwhile no longer aborts). */
+  async finish(): Promise<void> {
+    this.finishing = true;
+    while (this.cleanups.length > 0)
+      await this.cleanups.pop()!().catch((e: unknown) =>
+        console.error(`cleanup: ${e instanceof Error ? e.message : String(e)}`),
+      );
+  }
+
+  async abort(why: unknown): Promise<never> {
+    if (this.finishing) return new Promise<never>(() => {});
+    const message = why instanceof Error ? (why.stack ?? why.message) : String(why);
+    console.error(`\n${this.name} stopped in phase "${this.results.phase}": ${message}`);
+    this.results.error = message;
+    try {
+      console.error(`partial results written to ${relative(ROOT, this.writeResults())}`);
+    } catch {
+      // nothing more to do
+    }
+    await this.finish();
+    process.exit(1);
+  }
+
+  /** Runs `main` under SIGINT/SIGTERM and a time limit (each aborts); exits 0 after it. */
+  start(main: () => Promise<void>, maxMinutes: number): void {
+    for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+      process.removeAllListeners(sig);
+      process.on(sig, () => void this.abort(`interrupted (${sig})`));
+    }
+    const watchdog = setTimeout(
+      () => void this.abort(new Error(`the run took longer than --max-minutes ${maxMinutes}`)),
+      maxMinutes * 60_000,
+    );
+    watchdog.unref();
+    main().then(
+      () => {
+        clearTimeout(watchdog);
+        process.exit(0);
+      },
+      (e: unknown) => void this.abort(e),
+    );
+  }
 }

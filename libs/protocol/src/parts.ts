@@ -44,7 +44,8 @@ export function encodeInParts(
   limit = MAX_FRAME_BYTES,
   text = encode(frame),
 ): string[] {
-  if (Buffer.byteLength(text) <= limit) return [text];
+  // A UTF-16 code unit is at most 3 UTF-8 bytes: most frames fit without being measured.
+  if (text.length * 3 <= limit || Buffer.byteLength(text) <= limit) return [text];
   const n = itemsOf(frame);
   const pieces: [number, number][] = [];
   const want = Math.min(n, Math.ceil((Buffer.byteLength(text) * 1.25) / limit));

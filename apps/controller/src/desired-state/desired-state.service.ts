@@ -39,6 +39,8 @@ export interface RevisionUpdate {
    * state that never committed). The maps are live: read them while handling the update.
    */
   readonly resync?: ReadonlyMap<string, DesiredState>;
+  /** The revision's changes, when they are in memory (not after a recompute). */
+  readonly changes?: readonly Change[];
 }
 
 interface Pending extends RevisionUpdate {
@@ -141,7 +143,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
       const { hosts } = this.engine!.apply(changes);
       let settle!: (ok: boolean) => void;
       const settled = new Promise<boolean>((r) => (settle = r));
-      this.pending = { revision, hosts, settled, settle };
+      this.pending = { revision, hosts, changes, settled, settle };
       this.revision = revision;
       return { revision, hosts };
     });
@@ -200,7 +202,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
     if (this.pending !== p) return;
     this.pending = null;
     if (committed) {
-      this.updates$.next({ revision: p.revision, hosts: p.hosts });
+      this.updates$.next({ revision: p.revision, hosts: p.hosts, changes: p.changes });
       return;
     }
     // The engine holds changes that never became visible, and the agents of p.hosts were
@@ -265,7 +267,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
       const { hosts } = this.engine.apply(changes);
       this.revision = revision;
       // Published even when no host changed: the event stream shows every revision.
-      this.updates$.next({ revision, hosts });
+      this.updates$.next({ revision, hosts, changes });
     }
   }
 

@@ -76,6 +76,25 @@ export function summarizeChange(c: Change): ChangeSummary {
   }
 }
 
+/** The `revision` event of one revision, encoded. */
+function revisionText(
+  revision: number,
+  at: Date,
+  hosts: readonly string[],
+  changes: readonly Change[],
+  incomplete = false,
+): string {
+  return JSON.stringify({
+    type: 'revision',
+    revision,
+    at: at.toISOString(),
+    hosts,
+    changes: changes.slice(0, MAX_CHANGES).map(summarizeChange),
+    ...(changes.length > MAX_CHANGES ? { omitted: changes.length - MAX_CHANGES } : {}),
+    ...(incomplete ? { incomplete: true } : {}),
+  });
+}
+
 interface Subscriber {
   readonly socket: WebSocket;
   /** Texts broadcast while its summary is being read; null once it is live. */
@@ -116,9 +135,11 @@ interface LastAgent {
  *
  * The controller never waits for a subscriber: every event is encoded once and queued on
  * each socket; a subscriber with more than SUBSCRIBER_QUEUE_BYTES waiting is dropped.
- * Events are emitted through one ordered outbox, so a revision's event (whose change list
- * is read from the `revisions` table, one query for all revisions waiting) precedes the
- * agent and convergence events that follow it.
+ * Events are emitted through one ordered outbox, so a revision's event precedes the agent
+ * and convergence events that follow it. A revision's changes come with its update; only
+ * revisions not published before it (after a recompute) are read from the `revisions`
+ * table, one query for all revisions waiting. Agent and convergence events, which are not
+ * kept for resuming, are not even encoded while nobody subscribes.
  */
 @Injectable()
 export class EventsService implements OnModuleInit, OnModuleDestroy {
@@ -311,6 +332,7 @@ export class EventsService implements OnModuleInit, OnModuleDestroy {
   // ---- the ordered outbox ------------------------------------------------------------
 
   private push(event: object): void {
+    if (this.subscribers.size === 0 && this.outbox.length === 0) return;
     this.outbox.push({ kind: 'text', text: JSON.stringify(event) });
     this.flush();
   }
@@ -322,7 +344,18 @@ export class EventsService implements OnModuleInit, OnModuleDestroy {
     this.track(u.revision, hosts);
     const from = this.queued ?? u.revision - 1;
     this.queued = u.revision;
-    this.outbox.push({ kind: 'revisions', from, to: u.revision, hosts, at: new Date() });
+    const item: Item = { kind: 'revisions', from, to: u.revision, hosts, at: new Date() };
+    // Committed here or caught up from the log, the changes are in memory; only revisions
+    // not published before this one (after a recompute) are read from the table.
+    if (u.changes && from === u.revision - 1) {
+      item.loaded = [
+        { revision: u.revision, text: revisionText(u.revision, item.at, hosts, u.changes) },
+      ];
+      this.outbox.push(item);
+      this.flush();
+      return;
+    }
+    this.outbox.push(item);
     void this.load();
   }
 
@@ -365,17 +398,16 @@ export class EventsService implements OnModuleInit, OnModuleDestroy {
       for (let rev = item.from + 1; rev <= item.to; rev++) {
         const row = byRevision.get(rev);
         if (!row && rev !== item.to) continue; // compacted, or never seen: nothing to say
-        const changes = row?.changes ?? [];
-        const event = {
-          type: 'revision',
+        loaded.push({
           revision: rev,
-          at: (row?.committed_at ?? item.at).toISOString(),
-          hosts: row?.hosts ?? item.hosts,
-          changes: changes.slice(0, MAX_CHANGES).map(summarizeChange),
-          ...(changes.length > MAX_CHANGES ? { omitted: changes.length - MAX_CHANGES } : {}),
-          ...(!row && failed ? { incomplete: true } : {}),
-        };
-        loaded.push({ revision: rev, text: JSON.stringify(event) });
+          text: revisionText(
+            rev,
+            row?.committed_at ?? item.at,
+            row?.hosts ?? item.hosts,
+            row?.changes ?? [],
+            !row && failed,
+          ),
+        });
       }
       item.loaded = loaded;
     }
