@@ -3,6 +3,7 @@ import { bgpSpeaker, isSpeaker } from './bgp.js';
 import { filterFor } from './isolation.js';
 import { contribute, NetworkOnHost, type HostSink } from './models/model.js';
 import { MODELS } from './models/registry.js';
+import { policyResources } from './policy/compile.js';
 import { resource, type Resource } from './resources.js';
 import { TopologyIndex } from './topology-index.js';
 
@@ -60,6 +61,7 @@ export function computeHost(ix: TopologyIndex, hostId: string): Map<string, Reso
     sink.add(resource('sysctl', { name: 'net.ipv4.conf.all.rp_filter', value: '2' }));
   }
   if (isSpeaker(ix, hostId)) sink.add(bgpSpeaker(ix, host, sink.announced));
+  for (const r of policyResources(ix, hostId)) sink.add(r);
   return sink.resources;
 }
 

@@ -6,7 +6,17 @@
  */
 import { describe, expect, it } from '@jest/globals';
 import fc from 'fast-check';
-import type { Host, Network, Router } from '../../model/src/index.js';
+import type {
+  Host,
+  LabelSelector,
+  Network,
+  Policy,
+  PolicyPeer,
+  PolicyPort,
+  PolicyRule,
+  Router,
+  Topology,
+} from '../../model/src/index.js';
 import {
   applyDiff,
   computeAll,
@@ -114,13 +124,82 @@ const routerArb = fc
   })
   .map(({ id, nets }): Router => ({ id, name: id, networkIds: nets }));
 
+// ---- labels and policies -----------------------------------------------------------------
+
+const LABEL_SETS: Record<string, string>[] = [
+  {},
+  { app: 'web' },
+  { app: 'db' },
+  { app: 'web', tier: 'front' },
+  { tier: 'back' },
+];
+const POLICY_IDS = ['p0', 'p1', 'p2'];
+
+const sel = (
+  matchLabels: Record<string, string>,
+  matchExpressions: LabelSelector['matchExpressions'] = [],
+): LabelSelector => ({ matchLabels, matchExpressions });
+const selectorArb = fc.constantFrom<LabelSelector>(
+  sel({}),
+  sel({ app: 'web' }),
+  sel({}, [{ key: 'app', operator: 'In', values: ['web', 'db'] }]),
+  sel({}, [{ key: 'tier', operator: 'Exists', values: [] }]),
+  sel({}, [{ key: 'app', operator: 'NotIn', values: ['web'] }]),
+  sel({ app: 'db' }, [{ key: 'tier', operator: 'DoesNotExist', values: [] }]),
+);
+const peerArb: fc.Arbitrary<PolicyPeer> = fc.oneof(
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      selector: selectorArb,
+      networkIds: fc.subarray(NET_IDS, { maxLength: 2 }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom<PolicyPeer>(
+      { cidr: '10.0.0.0/8', except: ['10.10.0.0/24'] },
+      { cidr: '0.0.0.0/0', except: [] },
+    ),
+  },
+);
+const portArb = fc.constantFrom<PolicyPort>(
+  { protocol: 'tcp', port: 80, endPort: null },
+  { protocol: 'udp', port: 53, endPort: null },
+  { protocol: 'tcp', port: 8000, endPort: 8080 },
+  { protocol: 'icmp', port: null, endPort: null },
+  { protocol: 'any', port: null, endPort: null },
+);
+const ruleArb: fc.Arbitrary<PolicyRule> = fc.record({
+  peers: fc.array(peerArb, { maxLength: 2 }),
+  ports: fc.array(portArb, { maxLength: 2 }),
+});
+const directionArb = fc.option(fc.array(ruleArb, { maxLength: 2 }), { nil: null });
+const policyArb: fc.Arbitrary<Policy> = fc
+  .record({
+    id: fc.constantFrom(...POLICY_IDS),
+    selector: selectorArb,
+    networkIds: fc.subarray(NET_IDS, { maxLength: 2 }),
+    ingress: directionArb,
+    egress: directionArb,
+  })
+  .map((p): Policy => ({
+    ...p,
+    name: p.id,
+    networkIds: [...p.networkIds].sort(),
+    ingress: p.ingress === null && p.egress === null ? [] : p.ingress,
+  }));
+
 /** Changes are generated against the engine's current topology at apply time. */
 type ChangeSpec =
   | { t: 'host.upsert'; host: Host }
   | { t: 'host.delete'; id: string }
   | { t: 'network.upsert'; network: Network }
   | { t: 'network.delete'; id: string }
-  | { t: 'instance.upsert'; id: string; net: string; host: string }
+  | { t: 'instance.upsert'; id: string; net: string; host: string; labels?: number }
+  | { t: 'instance.relabel'; id: string; labels: number }
+  | { t: 'policy.upsert'; policy: Policy }
+  | { t: 'policy.delete'; id: string }
   | { t: 'instance.delete'; id: string }
   | { t: 'instance.move'; id: string; host: string }
   | { t: 'block.upsert'; net: string; host: string }
@@ -146,7 +225,21 @@ const changeSpecArb: fc.Arbitrary<ChangeSpec> = fc.oneof(
       id: fc.constantFrom(...INST_IDS),
       net: fc.constantFrom(...NET_IDS),
       host: fc.constantFrom(...HOST_IDS),
+      labels: fc.nat(LABEL_SETS.length - 1),
     }),
+  },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      t: fc.constant('instance.relabel' as const),
+      id: fc.constantFrom(...INST_IDS),
+      labels: fc.nat(LABEL_SETS.length - 1),
+    }),
+  },
+  { weight: 3, arbitrary: policyArb.map((p) => ({ t: 'policy.upsert' as const, policy: p })) },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(...POLICY_IDS).map((id) => ({ t: 'policy.delete' as const, id })),
   },
   {
     weight: 2,
@@ -198,12 +291,14 @@ const seedArb: fc.Arbitrary<ChangeSpec[]> = fc
         id: fc.constantFrom(...INST_IDS),
         net: fc.constantFrom(...NET_IDS),
         host: fc.constantFrom(...HOST_IDS),
+        labels: fc.nat(LABEL_SETS.length - 1),
       }),
       { minLength: 6, maxLength: 14 },
     ),
     fc.array(routerArb, { maxLength: 2 }),
+    fc.array(policyArb, { maxLength: 2 }),
   )
-  .map(([hs, ns, is, rs]): ChangeSpec[] => [
+  .map(([hs, ns, is, rs, ps]): ChangeSpec[] => [
     ...hs.map((h) => ({ t: 'host.upsert' as const, host: h })),
     ...ns.map((n) => ({ t: 'network.upsert' as const, network: n })),
     ...NET_IDS.flatMap((net) =>
@@ -211,11 +306,22 @@ const seedArb: fc.Arbitrary<ChangeSpec[]> = fc
     ),
     ...is,
     ...rs.map((r) => ({ t: 'router.upsert' as const, router: r })),
+    ...ps.map((p) => ({ t: 'policy.upsert' as const, policy: p })),
   ]);
 
 /** Turns a spec into a concrete Change; instance IPs follow their network's addressing. */
-function toChange(s: ChangeSpec, networks: ReadonlyMap<string, Network>): Change {
+function toChange(s: ChangeSpec, t: Pick<Topology, 'networks' | 'instances'>): Change {
+  const networks = t.networks;
   switch (s.t) {
+    case 'policy.upsert':
+      return { type: 'policy.upsert', policy: s.policy };
+    case 'policy.delete':
+      return { type: 'policy.delete', id: s.id };
+    case 'instance.relabel': {
+      const cur = t.instances.get(s.id);
+      if (!cur) return { type: 'instance.delete', id: s.id };
+      return { type: 'instance.upsert', instance: { ...cur, labels: LABEL_SETS[s.labels] } };
+    }
     case 'host.upsert':
       return { type: 'host.upsert', host: s.host };
     case 'network.upsert':
@@ -232,7 +338,8 @@ function toChange(s: ChangeSpec, networks: ReadonlyMap<string, Network>): Change
     case 'instance.upsert': {
       const idx = INST_IDS.indexOf(s.id);
       const net = networks.get(s.net) ?? mkNetwork(s.net, 0, 1500);
-      const i = instance(s.id, s.net, s.host, instanceIp(net, s.host, idx), mac(idx));
+      const labels = LABEL_SETS[s.labels ?? 0];
+      const i = instance(s.id, s.net, s.host, instanceIp(net, s.host, idx), mac(idx), labels);
       return { type: 'instance.upsert', instance: i };
     }
     case 'block.upsert':
@@ -248,7 +355,7 @@ function toChange(s: ChangeSpec, networks: ReadonlyMap<string, Network>): Change
 /** A seed topology built by replaying changes on an empty engine. */
 function build(specs: readonly ChangeSpec[]): DesiredStateEngine {
   const e = new DesiredStateEngine(topology({}));
-  for (const s of specs) e.apply(toChange(s, e.topology().networks));
+  for (const s of specs) e.apply(toChange(s, e.topology()));
   return e;
 }
 
@@ -282,7 +389,7 @@ describe('incremental engine', () => {
           for (const s of specs) {
             // stateOf is live (updated in place by apply): keep copies of the previous states.
             const before = new Map([...e.hostIds()].map((h) => [h, new Map(e.stateOf(h))]));
-            const u = e.apply(toChange(s, e.topology().networks));
+            const u = e.apply(toChange(s, e.topology()));
             for (const [h, hu] of u.hosts) {
               // The diff is exactly the step from the previous to the new state…
               expect(statesEqual(applyDiff(before.get(h) ?? EMPTY_STATE, hu.diff), hu.state)).toBe(
@@ -312,7 +419,7 @@ describe('incremental engine', () => {
         (seed, specs) => {
           const one = build(seed);
           const batch = build(seed);
-          const changes = specs.map((s) => toChange(s, one.topology().networks));
+          const changes = specs.map((s) => toChange(s, one.topology()));
           for (const c of changes) one.apply(c);
           batch.apply(changes);
           for (const h of allHostIds(one, batch)) {
@@ -345,7 +452,12 @@ describe('incremental engine', () => {
         case 'instance.delete':
         case 'instance.move':
         case 'instance.upsert':
+        case 'instance.relabel':
           return `instance:${s.id}`;
+        case 'policy.upsert':
+          return `policy:${s.policy.id}`;
+        case 'policy.delete':
+          return `policy:${s.id}`;
         case 'block.upsert':
         case 'block.delete':
           return `block:${s.net}:${s.host}`;
@@ -364,7 +476,7 @@ describe('incremental engine', () => {
         const a = build(seed);
         const b = build(seed);
         // Instance IPs are derived from the network at generation time; fix them first.
-        const nets = a.topology().networks;
+        const nets = a.topology();
         const cx = xs.map((s) => toChange(s, nets));
         const cy = ys.map((s) => toChange(s, nets));
         for (const c of cx) a.apply(c);
@@ -414,7 +526,7 @@ describe('incremental engine, batches', () => {
         const e = build(seed);
         const agents = new Map<string, FakeAgent>();
         for (const specs of batches) {
-          const nets = e.topology().networks;
+          const nets = e.topology();
           const changes = specs.map((s) => toChange(s, nets));
           const before = new Map([...e.hostIds()].map((h) => [h, new Map(e.stateOf(h))]));
           const u = e.apply(changes);
@@ -450,7 +562,7 @@ describe('incremental engine, batches', () => {
         fc.constantFrom(...HOST_IDS),
         (seed, net, h) => {
           const e = build(seed);
-          const nets = e.topology().networks;
+          const nets = e.topology();
           // An id the seed never uses.
           const extra = toChange({ t: 'instance.upsert', id: 'i13', net, host: h }, nets);
           if (e.topology().instances.has('i13')) return;

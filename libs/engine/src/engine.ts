@@ -3,6 +3,7 @@ import type {
   HostBlock,
   Instance,
   Network,
+  Policy,
   Router,
   Topology,
 } from '../../model/src/index.js';
@@ -25,6 +26,7 @@ import {
   type ShareAsks,
 } from './share.js';
 import { effectiveSpeakers, TopologyIndex } from './topology-index.js';
+import { PolicyLayer, type PolicyStats } from './policy/layer.js';
 
 /** An API-level change to the topology. Upserts carry the whole new object. */
 export type Change =
@@ -39,7 +41,9 @@ export type Change =
   | { readonly type: 'block.upsert'; readonly block: HostBlock }
   | { readonly type: 'block.delete'; readonly cidr: string }
   | { readonly type: 'router.upsert'; readonly router: Router }
-  | { readonly type: 'router.delete'; readonly id: string };
+  | { readonly type: 'router.delete'; readonly id: string }
+  | { readonly type: 'policy.upsert'; readonly policy: Policy }
+  | { readonly type: 'policy.delete'; readonly id: string };
 
 export interface HostUpdate {
   /**
@@ -82,6 +86,8 @@ export interface EngineStats {
   readonly shares: number;
   /** Current number of interned resource keys (resources stored once for many hosts). */
   readonly internedKeys: number;
+  /** The policy layer: chains and sets computed, membership changes; sets in use. */
+  readonly policy: PolicyStats & { readonly sets: number; readonly selectedInstances: number };
 }
 
 const IP_FORWARD = resource('sysctl', { name: 'net.ipv4.ip_forward', value: '1' });
@@ -175,9 +181,16 @@ export class DesiredStateEngine {
     { node: HostNode; hostId: string; out: Resource[]; in: Resource[] }
   >();
   private counters = newCounters();
+  private readonly policy: PolicyLayer;
 
   constructor(topology: Topology) {
     this.ix = TopologyIndex.from(topology);
+    this.policy = new PolicyLayer(this.ix, (hostId, key, r) => {
+      const node = this.nodes.get(hostId);
+      if (!node) return;
+      this.pass?.visited.add(hostId);
+      this.write(node, key, r);
+    });
     this.remote = new RemoteParts(this.interner, true);
     for (const id of this.ix.hosts.keys()) {
       this.reconcile(id, NO_NETWORKS);
@@ -185,7 +198,14 @@ export class DesiredStateEngine {
     }
     this.remote.finish();
     this.remote = null;
+    this.policy.init();
+    this.policy.flush();
     this.counters = newCounters();
+    Object.assign(this.policy.stats, {
+      instancesComputed: 0,
+      setsComputed: 0,
+      membershipChanges: 0,
+    });
   }
 
   /**
@@ -214,7 +234,14 @@ export class DesiredStateEngine {
     ) as EngineStats['changes'];
     let shares = 0;
     for (const n of this.nodes.values()) shares += n.shares.size;
-    return { ...c, changes, shares, internedKeys: this.interner.size };
+    const p = this.policy.size();
+    return {
+      ...c,
+      changes,
+      shares,
+      internedKeys: this.interner.size,
+      policy: { ...this.policy.stats, sets: p.sets, selectedInstances: p.instances },
+    };
   }
 
   /** Applies one change or a batch (each dirty share recomputed once, at the end). */
@@ -237,6 +264,7 @@ export class DesiredStateEngine {
         this.remote = null;
       }
       for (const h of pass.hostWide) this.refreshHostWide(h);
+      this.policy.flush();
 
       const hosts = new Map<string, HostUpdate>();
       for (const [h, before] of pass.before) {
@@ -271,8 +299,9 @@ export class DesiredStateEngine {
           // Changes logged before instances had labels carry none.
           next = c.instance.labels ? c.instance : { ...c.instance, labels: {} };
         else if (c.type === 'instance.move') next = old ? { ...old, hostId: c.hostId } : null;
+        if (old || next) this.policy.instanceChanged(old ?? null, old?.id ?? next!.id);
         if (old && next && samePlacement(old, next)) {
-          // Nothing a host holds depends on the labels: keep the new object, touch no host.
+          // Only policy depends on the labels: keep the new object, touch no network share.
           if (!jsonEquals(old.labels, next.labels)) ix.setInstance(next);
           return false;
         }
@@ -298,8 +327,11 @@ export class DesiredStateEngine {
         // Its shares change on every present host; there, the networks present through it
         // (router peers) may come or go, and the peers' filters name its CIDR.
         const hosts = ix.presentHosts(id);
+        this.policy.reachChanged(id);
+        this.policy.networkInstances(id);
         if (c.type === 'network.upsert') ix.setNetwork(c.network);
         else ix.deleteNetwork(id);
+        this.policy.reachChanged(id);
         for (const h of hosts) pass.markDirty(h, id);
         if (!old || c.type === 'network.delete') {
           for (const h of ix.instanceHostIds(id)) this.presenceChanged(h, id, pass);
@@ -314,10 +346,12 @@ export class DesiredStateEngine {
         const nets = new Set(old?.networkIds ?? []);
         const hosts = new Set<string>();
         for (const n of nets) ix.presentHosts(n, hosts);
+        for (const n of nets) this.policy.reachChanged(n);
         if (c.type === 'router.upsert') {
           ix.setRouter(c.router);
           for (const n of c.router.networkIds) nets.add(n);
         } else ix.deleteRouter(id);
+        for (const n of nets) this.policy.reachChanged(n);
         for (const n of nets) ix.presentHosts(n, hosts);
         // Gateway MAC, gateway address and presence of every attached network.
         for (const h of hosts) for (const n of nets) pass.markDirty(h, n);
@@ -340,6 +374,17 @@ export class DesiredStateEngine {
         if (c.type === 'block.upsert') touch(c.block);
         return false;
       }
+      case 'policy.upsert':
+      case 'policy.delete': {
+        const id = c.type === 'policy.upsert' ? c.policy.id : c.id;
+        const old = ix.policies.get(id);
+        const next = c.type === 'policy.upsert' ? c.policy : undefined;
+        if (old && next && jsonEquals(old, next)) return false;
+        this.policy.policyChanged(old, next);
+        if (next) ix.policies.set(id, next);
+        else ix.policies.delete(id);
+        return false;
+      }
       case 'host.upsert':
       case 'host.delete': {
         const id = c.type === 'host.upsert' ? c.host.id : c.id;
@@ -347,6 +392,7 @@ export class DesiredStateEngine {
         const next = c.type === 'host.upsert' ? c.host : undefined;
         if (old && next && jsonEquals(old, next)) return false;
         pass.hostWide.add(id);
+        if (!old || !next) this.policy.hostChanged(id);
         if (!old || !next || old.underlayIp !== next.underlayIp || old.uplink !== next.uplink) {
           // Its whole state (VTEP/tunnel local address, uplink names), and what other hosts
           // hold toward it (FDB, flood list, routes). Name, ASN and labels only matter to BGP.
@@ -806,6 +852,8 @@ function newCounters() {
     'block.delete',
     'router.upsert',
     'router.delete',
+    'policy.upsert',
+    'policy.delete',
   ];
   return {
     changes: Object.fromEntries(kinds.map((k) => [k, { handled: 0, recomputed: 0 }])) as {

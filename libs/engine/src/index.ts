@@ -20,3 +20,6 @@ export type { NetworkModelPlan, HostSink } from './models/model.js';
 export { NetworkOnHost } from './models/model.js';
 export { FakeAgent, FakeAgentError } from './fake-agent.js';
 export * from './trace.js';
+export * from './policy/preview.js';
+export { policyTraceHook } from './policy/trace-hook.js';
+export { instancePolicy, policyResources, peerSetOf } from './policy/compile.js';

@@ -7,6 +7,8 @@
  * object (device name, destination, MAC) so that a key never names two kernel objects.
  */
 
+import type { PolicyPort } from '../../model/src/index.js';
+
 /** Bridge port flags (`bridge link set dev X learning off flood off …`). */
 export interface PortFlags {
   readonly learning: boolean;
@@ -179,6 +181,62 @@ export interface FilterSpec {
   readonly accept: readonly string[];
 }
 
+/** Where a policy rule's traffic may come from (ingress) or go to (egress). */
+export type PolicyPeerSpec =
+  /** The addresses of the `pmember` resources of set `set` (an nftables named set). */
+  | { readonly set: string }
+  /** `cidr` minus the `except` CIDRs. */
+  | { readonly cidr: string; readonly except: readonly string[] };
+
+/** One allow rule of one policy, as one instance's chain holds it. */
+export interface PolicyRuleSpec {
+  /** Policy name and id, and the rule's index in that policy's list for this direction. */
+  readonly policy: string;
+  readonly policyId: string;
+  readonly rule: number;
+  /** null: any address. */
+  readonly peers: readonly PolicyPeerSpec[] | null;
+  /** null: any protocol and port. */
+  readonly ports: readonly PolicyPort[] | null;
+}
+
+/**
+ * The network policy of one local instance: chains `in_<veth>` / `eg_<veth>` in
+ * `table inet lattice`, reached from the forward chain (before the isolation filters) by
+ * ```
+ * iifname "<bridge>" ip saddr <address> jump eg_<veth>   # when egress is not null
+ * oifname "<bridge>" ip daddr <address> jump in_<veth>   # when ingress is not null
+ * ```
+ * Each chain starts with `ct state established,related return` (stateful: replies pass),
+ * has one `return` rule per allowed (peers × ports) of each rule, in the listed order, and
+ * ends with `drop`. A `return` continues in the forward chain (the other direction's check,
+ * then isolation), so a flow passes when the source's egress and the destination's ingress
+ * both allow it.
+ */
+export interface PolicySpec {
+  readonly instance: string;
+  /** Instance name, for humans only. */
+  readonly name: string;
+  readonly network: string;
+  readonly bridge: string;
+  readonly veth: string;
+  /** The instance's IPv4 address (no prefix length). */
+  readonly address: string;
+  /** null: not isolated for ingress (no policy selects it for that direction). */
+  readonly ingress: readonly PolicyRuleSpec[] | null;
+  readonly egress: readonly PolicyRuleSpec[] | null;
+}
+
+/**
+ * One address of a policy peer set: `set <set> { type ipv4_addr; flags interval; }` holds
+ * every member's address. A set is defined on a host when a `policy` resource there names
+ * it, with exactly its members (possibly none).
+ */
+export interface PolicyMemberSpec {
+  readonly set: string;
+  readonly address: string;
+}
+
 export interface SpecByKind {
   sysctl: SysctlSpec;
   bridge: BridgeSpec;
@@ -192,6 +250,8 @@ export interface SpecByKind {
   route: RouteSpec;
   bgp: BgpSpec;
   filter: FilterSpec;
+  policy: PolicySpec;
+  pmember: PolicyMemberSpec;
 }
 
 export type ResourceKind = keyof SpecByKind;
@@ -223,6 +283,8 @@ export const KIND_ORDER: { readonly [K in ResourceKind]: number } = {
   route: 3, // over tunnel
   bgp: 4, // announces bridges' blocks
   filter: 4, // names a bridge
+  policy: 4, // names a bridge and sets
+  pmember: 4, // element of a set (nftables: loaded with the table)
 };
 
 export const RESOURCE_KINDS = Object.keys(KIND_ORDER) as ResourceKind[];
@@ -242,6 +304,8 @@ const KEYS: { readonly [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   route: (s) => s.dst,
   bgp: () => 'speaker',
   filter: (s) => s.bridge,
+  policy: (s) => s.veth,
+  pmember: (s) => `${s.set}:${s.address}`,
 };
 
 /** Builds a resource with its canonical key. */
@@ -266,6 +330,8 @@ export function deviceOf(r: Resource): string | null {
     case 'route':
     case 'bgp':
     case 'filter':
+    case 'policy':
+    case 'pmember':
       return null;
   }
 }
@@ -287,7 +353,9 @@ export function devicesReferenced(r: Resource): readonly string[] {
     case 'bgp':
       return r.spec.interfaces;
     case 'filter':
+    case 'policy':
       return [r.spec.bridge];
+    case 'pmember':
     case 'sysctl':
     case 'bridge':
     case 'tunnel':
@@ -312,6 +380,8 @@ const REPLACE_FIELDS: { readonly [K in ResourceKind]: readonly (keyof SpecByKind
   route: [],
   bgp: [],
   filter: [],
+  policy: [],
+  pmember: [],
 };
 
 export function needsReplace(a: Resource, b: Resource): boolean {

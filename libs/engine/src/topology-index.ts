@@ -4,6 +4,7 @@ import {
   type HostBlock,
   type Instance,
   type Network,
+  type Policy,
   type Router,
   type Topology,
 } from '../../model/src/index.js';
@@ -28,6 +29,7 @@ export class TopologyIndex {
   readonly routers = new Map<string, Router>();
   /** By CIDR (blocks never overlap). */
   readonly blocks = new Map<string, HostBlock>();
+  readonly policies = new Map<string, Policy>();
 
   private readonly byNetHost = new Map<string, Map<string, Map<string, Instance>>>();
   private readonly netsByHost = new Map<string, Map<string, number>>();
@@ -48,6 +50,7 @@ export class TopologyIndex {
     for (const i of t.instances.values()) ix.setInstance(i);
     for (const b of t.blocks) ix.setBlock(b);
     for (const r of t.routers.values()) ix.setRouter(r);
+    for (const p of t.policies?.values() ?? []) ix.policies.set(p.id, p);
     ix.refreshBgp(ix.hosts.keys());
     return ix;
   }
@@ -59,6 +62,7 @@ export class TopologyIndex {
       instances: new Map(this.instances),
       blocks: [...this.blocks.values()],
       routers: new Map(this.routers),
+      policies: new Map(this.policies),
     };
   }
 
@@ -163,6 +167,11 @@ export class TopologyIndex {
   /** inst(N): ids of hosts with instances of the network (hosts may not exist). */
   instanceHostIds(networkId: string): Iterable<string> {
     return this.byNetHost.get(networkId)?.keys() ?? [];
+  }
+
+  /** Every instance of a network (on any host). */
+  *instancesOfNetwork(networkId: string): Iterable<Instance> {
+    for (const insts of this.byNetHost.get(networkId)?.values() ?? []) yield* insts.values();
   }
 
   /** Instances of a network on a host, in insertion order. */

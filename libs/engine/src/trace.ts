@@ -74,7 +74,9 @@ export interface PolicyVerdict {
 /**
  * HOOK for network policy (issue 12): called at the source host for egress (after the
  * isolation filter) and at the destination host for ingress (before delivery). Return null
- * when no policy applies to the instance. Not wired yet: policy resources do not exist.
+ * when no policy applies to the instance (`policyTraceHook` reads the policy resources).
+ * On the reply walk a verdict is shown but never drops: rules are stateful, so the reply of
+ * a connection the forward walk let through passes as `ct state established`.
  */
 export type PolicyHook = (flow: {
   readonly direction: 'egress' | 'ingress';
@@ -276,6 +278,12 @@ class Tracer {
       ...(this.port !== undefined ? { port: this.port } : {}),
     });
     if (!v) return;
+    if (this.prefix !== '') {
+      this.hop(`policy ${direction}`, host, 'allowed: reply of an allowed connection (conntrack)', [
+        ...v.resources,
+      ]);
+      return;
+    }
     this.hop(`policy ${direction}`, host, `${v.allow ? 'allowed' : 'denied'} by ${v.rule}`, [
       ...v.resources,
     ]);

@@ -1,3 +1,5 @@
+import type { Policy } from './policy.js';
+
 /**
  * The domain objects of Lattice as plain, immutable data. The controller loads them from
  * PostgreSQL; the desired-state engine computes from them; nothing here knows about either.
@@ -100,6 +102,8 @@ export interface Topology {
   readonly instances: ReadonlyMap<string, Instance>;
   readonly blocks: readonly HostBlock[];
   readonly routers: ReadonlyMap<string, Router>;
+  /** Network policies (absent: none). */
+  readonly policies?: ReadonlyMap<string, Policy>;
 }
 
 /** True when instance addresses come from per-host blocks rather than one shared subnet. */

@@ -6,6 +6,7 @@ import {
   diff,
   isEmptyDiff,
   type DesiredState,
+  type EngineStats,
   type HostUpdate,
 } from '../../../../libs/engine/src/index.js';
 import type { Topology } from '../../../../libs/model/src/index.js';
@@ -115,6 +116,14 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
     await this.mutex.run(() => this.rebuild());
   }
 
+  /** Hosts whose state a revision changed, summed over revisions since the engine was built. */
+  private hostsChanged = 0;
+
+  /** The engine's counters since it was last built (metrics), or null before the first build. */
+  engineStats(): (EngineStats & { hostsChanged: number }) | null {
+    return this.engine ? { ...this.engine.stats(), hostsChanged: this.hostsChanged } : null;
+  }
+
   /** The latest committed revision this process has seen. */
   get currentRevision(): number {
     return this.pending ? this.pending.revision - 1 : this.revision;
@@ -141,6 +150,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
         throw new Error(`engine at revision ${this.revision}, log at ${lastCommitted}`);
       }
       const { hosts } = this.engine!.apply(changes);
+      this.hostsChanged += hosts.size;
       let settle!: (ok: boolean) => void;
       const settled = new Promise<boolean>((r) => (settle = r));
       this.pending = { revision, hosts, changes, settled, settle };
@@ -265,6 +275,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
     }
     for (const { revision, changes } of rows) {
       const { hosts } = this.engine.apply(changes);
+      this.hostsChanged += hosts.size;
       this.revision = revision;
       // Published even when no host changed: the event stream shows every revision.
       this.updates$.next({ revision, hosts, changes });
@@ -281,6 +292,7 @@ export class DesiredStateService implements OnApplicationBootstrap, OnModuleDest
     const { topology, revision } = await this.withReader((m) => loadTopology(m));
     const before = this.engine;
     const engine = new DesiredStateEngine(topology);
+    this.hostsChanged = 0;
     this.engine = engine;
     this.revision = revision;
     this.stale = false;

@@ -68,6 +68,9 @@ export function summarizeChange(c: Change): ChangeSummary {
       return { type: c.type, id: c.cidr };
     case 'router.upsert':
       return { type: c.type, id: c.router.id, name: c.router.name };
+    case 'policy.upsert':
+      return { type: c.type, id: c.policy.id, name: c.policy.name };
+    case 'policy.delete':
     case 'host.delete':
     case 'network.delete':
     case 'instance.delete':

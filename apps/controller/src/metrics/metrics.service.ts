@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { DataSource } from 'typeorm';
+import { DesiredStateService } from '../desired-state/desired-state.service.js';
 import { CompactionService } from '../revisions/compaction.service.js';
 import { RevisionLog } from '../revisions/revision-log.js';
 
@@ -15,7 +16,12 @@ import { RevisionLog } from '../revisions/revision-log.js';
 export class MetricsService {
   readonly registry = new Registry();
 
-  constructor(ds: DataSource, log: RevisionLog, compaction: CompactionService) {
+  constructor(
+    ds: DataSource,
+    log: RevisionLog,
+    compaction: CompactionService,
+    desired: DesiredStateService,
+  ) {
     const registers = [this.registry];
     const refresh = async () => {
       const [r] = await ds.query<Record<string, string>[]>(`
@@ -100,6 +106,55 @@ export class MetricsService {
         this.inc(compaction.stats().compacted);
       },
     });
+    // The engine's own counters, since it was last built (at start and after a recompute).
+    const engine: [
+      string,
+      string,
+      (e: NonNullable<ReturnType<typeof desired.engineStats>>) => number,
+    ][] = [
+      [
+        'lattice_engine_resource_ops',
+        "Resources set or deleted on hosts' desired states",
+        (e) => e.resourceOps,
+      ],
+      [
+        'lattice_engine_hosts_changed',
+        'Hosts whose desired state a revision changed, summed over revisions',
+        (e) => e.hostsChanged,
+      ],
+      [
+        'lattice_engine_shares_computed',
+        '(network, host) shares computed from scratch',
+        (e) => e.sharesComputed,
+      ],
+      [
+        'lattice_engine_policy_membership_changes',
+        'Instances entering or leaving a policy peer set',
+        (e) => e.policy.membershipChanges,
+      ],
+      [
+        'lattice_engine_policy_chains_computed',
+        'Instances whose policy chains were computed',
+        (e) => e.policy.instancesComputed,
+      ],
+      ['lattice_engine_policy_sets', 'Policy peer sets in use', (e) => e.policy.sets],
+      [
+        'lattice_engine_policy_selected_instances',
+        'Instances selected by at least one policy',
+        (e) => e.policy.selectedInstances,
+      ],
+    ];
+    for (const [name, help, read] of engine) {
+      new Gauge({
+        name,
+        help: `${help} (since the engine was last built)`,
+        registers,
+        collect() {
+          const e = desired.engineStats();
+          if (e) this.set(read(e));
+        },
+      });
+    }
     collectDefaultMetrics({ register: this.registry, prefix: 'lattice_process_' });
   }
 }

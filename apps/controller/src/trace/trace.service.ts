@@ -1,5 +1,5 @@
 import { Injectable, NotFoundException } from '@nestjs/common';
-import { trace } from '../../../../libs/engine/src/index.js';
+import { policyTraceHook, trace } from '../../../../libs/engine/src/index.js';
 import { isIpv4, type Instance, type Topology } from '../../../../libs/model/src/index.js';
 import { InvalidInput } from '../common/errors.js';
 import { isUuid } from '../common/lookup.js';
@@ -29,7 +29,12 @@ export class TraceService {
         const t = topology();
         const from = find(t, q.from);
         const to = toIp ? { ip: q.to } : { instance: find(t, q.to).id };
-        const r = trace(t, stateOf, { from: from.id, to, proto, port: q.port });
+        const r = trace(
+          t,
+          stateOf,
+          { from: from.id, to, proto, port: q.port },
+          { policy: policyTraceHook },
+        );
         return {
           ...r,
           hops: r.hops.map(({ host, ...h }) => ({

@@ -308,6 +308,8 @@ function diffResource(r: Resource, snap: KernelSnapshot, prefix: string): Repair
       return d.length ? missing(d.join('; ')) : null;
     }
     case 'filter':
+    case 'policy':
+    case 'pmember':
     case 'bgp':
       // Whole-file resources: compared by the dataplane (nft table digest, BIRD config).
       return null;
@@ -384,7 +386,10 @@ function findStale(desired: readonly Resource[], snap: KernelSnapshot, prefix: s
       }
       case 'sysctl':
       case 'bgp':
+      // The nftables table is replaced as a whole: nothing of it is stale on its own.
       case 'filter':
+      case 'policy':
+      case 'pmember':
         break;
     }
   }

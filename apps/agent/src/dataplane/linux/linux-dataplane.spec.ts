@@ -2,10 +2,12 @@
  * The linux data plane against a real kernel: a throw-away host namespace `ltt-<random>`
  * (never connected to a real interface), instance namespaces behind it, real pings.
  * Skipped with a message where namespaces cannot be created (no CAP_NET_ADMIN); the nft
- * and BIRD parts are skipped when those binaries are missing.
+ * and BIRD parts are skipped when those binaries are missing. Network policy is checked with
+ * real TCP connections: a tiny `node:net` listener and client run inside the instance
+ * namespaces (`ip netns exec`), killed in afterAll.
  */
 import { afterAll, beforeAll, describe, expect, it } from '@jest/globals';
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -46,6 +48,59 @@ for (const [ok, what] of [
 }
 
 const d = canNetns ? describe : describe.skip;
+
+/** Processes started inside the lab namespaces: killed before the namespaces go. */
+const children: ChildProcess[] = [];
+
+/** Accepts (and closes) TCP connections on the ports given as arguments; says when ready. */
+const LISTENER = `
+const ports = process.argv.slice(1).map(Number);
+let ready = 0;
+for (const port of ports)
+  require('node:net').createServer((s) => s.end()).listen(port, '0.0.0.0', () => {
+    if (++ready === ports.length) console.log('listening');
+  });
+`;
+
+/** Connects to argv[1]:argv[2] and prints open, timeout (1 s: a policy drop) or the error. */
+const CLIENT = `
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]), timeout: 1000 });
+s.on('connect', () => { console.log('open'); process.exit(0); });
+s.on('timeout', () => { console.log('timeout'); process.exit(2); });
+s.on('error', (e) => { console.log(e.code); process.exit(1); });
+`;
+
+/** Starts LISTENER inside `ns`; resolves once it listens on every port. */
+function startListener(ns: string, ports: readonly number[]): Promise<void> {
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, '-e', LISTENER, ...ports.map(String)],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.push(child);
+  return new Promise((resolve, reject) => {
+    let err = '';
+    const timer = setTimeout(() => reject(new Error(`listener in ${ns}: ${err}`)), 5000);
+    child.stderr.on('data', (b: Buffer) => (err += b.toString()));
+    child.stdout.on('data', (b: Buffer) => {
+      if (b.toString().includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`listener in ${ns} exited ${code}: ${err}`));
+    });
+  });
+}
+
+/** One TCP connection attempt from inside `ns`: 'open', 'timeout' or an error code. */
+const tcpConnect = (ns: string, host: string, port: number) =>
+  spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', CLIENT, host, String(port)], {
+    encoding: 'utf8',
+    timeout: 10_000,
+  }).stdout.trim();
 
 const BR = 'ltbr-t1';
 const VX = 'ltvx4242';
@@ -129,6 +184,16 @@ d('LinuxDataplane on a real kernel', () => {
 
   afterAll(async () => {
     await dp?.close();
+    await Promise.all(
+      children.map(
+        (c) =>
+          new Promise<void>((resolve) => {
+            if (c.exitCode !== null || c.signalCode !== null) return resolve();
+            c.once('exit', () => resolve());
+            c.kill('SIGKILL');
+          }),
+      ),
+    );
     const pid = (() => {
       try {
         return Number(readFileSync(join(stateDir, 'bird.pid'), 'utf8').trim());
@@ -290,4 +355,69 @@ d('LinuxDataplane on a real kernel', () => {
     }
     expect(birdc('show', 'status').code).not.toBe(0);
   });
+
+  // Instance web2 (B) accepts, as new connections, only TCP 8080 from the members of one set
+  // (web1, A). web1 is selected by nothing: unrestricted in both directions.
+  (HAS_NFT && HAS_PING ? it : it.skip)(
+    'enforces a policy with real packets, repairs its table, lifts it when removed',
+    async () => {
+      const A = `${INST_PREFIX}-web1`;
+      const B = `${INST_PREFIX}-web2`;
+      const SET = 'ps_0000000000aa';
+      const policyB = resource('policy', {
+        instance: 'i2',
+        name: 'web2',
+        network: 'net1',
+        bridge: BR,
+        veth: VETH2,
+        address: '10.50.0.12',
+        ingress: [
+          {
+            policy: 'allow-web1',
+            policyId: 'p1',
+            rule: 0,
+            peers: [{ set: SET }],
+            ports: [{ protocol: 'tcp', port: 8080, endPort: null }],
+          },
+        ],
+        egress: null,
+      });
+      const member = resource('pmember', { set: SET, address: '10.50.0.11' });
+      const withPolicy = stateOf([...base, policyB, member]);
+      expect(await dp.sync([...withPolicy.values()])).toEqual([]);
+      await startListener(B, [8080, 8081]);
+
+      expect(tcpConnect(A, '10.50.0.12', 8080)).toBe('open');
+      // Dropped, not refused: the listener is there (it answers once the policy is gone).
+      expect(tcpConnect(A, '10.50.0.12', 8081)).toBe('timeout');
+      expect(ping(A, '10.50.0.12')).toBe(false); // icmp is not allowed into B
+      // B's egress is not isolated; the echo reply enters B's chain as established.
+      expect(ping(B, '10.50.0.11')).toBe(true);
+      expect(await dp.checkDrift(withPolicy)).toEqual([]);
+
+      // Emptied by hand, B's chain would let everything in: detected and reloaded whole.
+      sh(['ip', 'netns', 'exec', HOST, 'nft', 'flush', 'chain', 'inet', 'lattice', `in_${VETH2}`]);
+      const drift = await dp.checkDrift(withPolicy);
+      expect(drift.map((x) => [x.key, x.message, x.repaired]).sort()).toEqual(
+        [`filter:${BR}`, member.key, policyB.key].map((key) => [
+          key,
+          'table inet lattice changed in the kernel',
+          true,
+        ]),
+      );
+      expect(await dp.checkDrift(withPolicy)).toEqual([]);
+      expect(tcpConnect(A, '10.50.0.12', 8081)).toBe('timeout');
+      expect(tcpConnect(A, '10.50.0.12', 8080)).toBe('open');
+
+      const without = stateOf(base);
+      expect(await dp.apply(diff(withPolicy, without))).toEqual([]);
+      const list = sh(['ip', 'netns', 'exec', HOST, 'nft', 'list', 'table', 'inet', 'lattice']).out;
+      expect(list).not.toContain(`in_${VETH2}`);
+      expect(list).not.toContain(SET);
+      expect(list).toContain(`iifname "${BR}" drop`); // the isolation filter stays
+      expect(tcpConnect(A, '10.50.0.12', 8081)).toBe('open');
+      expect(ping(A, '10.50.0.12')).toBe(true);
+      expect(await dp.checkDrift(without)).toEqual([]);
+    },
+  );
 });

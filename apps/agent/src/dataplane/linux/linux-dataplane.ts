@@ -43,12 +43,14 @@ import { INSTANCE_READ_LINES, instanceNetns } from './ports.js';
 import {
   DELETE_STAGES,
   isAbsentError,
+  isNftResource,
   NFT_TABLE,
   renderBirdConfig,
   renderDelete,
   renderNftables,
   renderUpsert,
   UPSERT_STAGES,
+  type NftResource,
   type RenderContext,
   type Stage,
   type Step,
@@ -192,7 +194,8 @@ export class LinuxDataplane implements Dataplane {
     for (const u of diff.upserts) this.desired.set(u.key, stripOp(u));
     for (const r of diff.deletes) this.desired.delete(r.key);
     const ctx = await this.readContext();
-    const upserts = diff.upserts.filter((u) => u.kind !== 'filter' && u.kind !== 'bgp');
+    // Whole-file kinds (the nftables table, the BIRD config) are not lines: see below.
+    const upserts = diff.upserts.filter((u) => !isNftResource(u) && u.kind !== 'bgp');
     this.precheck(upserts, ctx, errors);
     await this.execute(
       upserts.filter((u) => !errors.has(u.key)).map((u) => this.upsertWork(u, u.op)),
@@ -200,13 +203,10 @@ export class LinuxDataplane implements Dataplane {
       ctx,
       errors,
     );
-    const wholeFiles = [...diff.upserts, ...diff.deletes];
-    if (wholeFiles.some((r) => r.kind === 'filter')) {
-      await this.loadNftables(
-        errors,
-        wholeFiles.filter((r) => r.kind === 'filter'),
-      );
-    }
+    // One load of the whole table for any number of filter/policy/pmember changes; a
+    // failure is the error of each of them (the kernel keeps the previous table).
+    const nftChanges = [...diff.upserts, ...diff.deletes].filter(isNftResource);
+    if (nftChanges.length > 0) await this.loadNftables(errors, nftChanges);
     const bgp = diff.upserts.find((u) => u.kind === 'bgp');
     if (bgp?.kind === 'bgp') await this.ensureBird(bgp, errors);
     else if (diff.deletes.some((r) => r.kind === 'bgp') && !this.desired.has('bgp:speaker')) {
@@ -498,8 +498,9 @@ export class LinuxDataplane implements Dataplane {
 
   // ---- nftables -------------------------------------------------------------------------
 
-  private filters(): ResourceOf<'filter'>[] {
-    return [...this.desired.values()].filter((r): r is ResourceOf<'filter'> => r.kind === 'filter');
+  /** The desired resources of the nftables table: filters, policies and set members. */
+  private nftResources(): NftResource[] {
+    return [...this.desired.values()].filter(isNftResource);
   }
 
   private async getNftState(): Promise<NftState | null> {
@@ -513,13 +514,13 @@ export class LinuxDataplane implements Dataplane {
     return this.nftState;
   }
 
-  /** Loads the whole table; failures are reported on `blame` (default: every filter). */
+  /** Loads the whole table; failures are reported on `blame` (default: all of its resources). */
   private async loadNftables(
     errors: Map<string, string>,
-    blame: readonly Resource[] = this.filters(),
+    blame: readonly Resource[] = this.nftResources(),
   ): Promise<void> {
-    const filters = this.filters();
-    const text = renderNftables(filters);
+    const resources = this.nftResources();
+    const text = renderNftables(resources);
     await mkdir(this.opts.stateDir, { recursive: true });
     const path = this.file('lattice.nft');
     await writeAtomic(path, text);
@@ -530,7 +531,7 @@ export class LinuxDataplane implements Dataplane {
       for (const r of blame) if (!errors.has(r.key)) errors.set(r.key, message);
       return;
     }
-    const listing = filters.length > 0 ? await this.listNftTable() : null;
+    const listing = resources.length > 0 ? await this.listNftTable() : null;
     this.nftState = { rendered: sha256(text), kernel: listing === null ? '' : sha256(listing) };
     await writeAtomic(this.file('nft.state.json'), JSON.stringify(this.nftState));
   }
@@ -549,9 +550,9 @@ export class LinuxDataplane implements Dataplane {
     removeStale: boolean,
     errors: Map<string, string>,
   ): Promise<{ key: string; message: string; attempted: boolean }[]> {
-    const filters = this.filters();
+    const resources = this.nftResources();
     const listing = await this.listNftTable();
-    if (filters.length === 0) {
+    if (resources.length === 0) {
       if (listing === null) return [];
       if (removeStale) await this.loadNftables(errors, []);
       return [{ key: 'filter:*', message: `stale table ${NFT_TABLE}`, attempted: removeStale }];
@@ -559,11 +560,11 @@ export class LinuxDataplane implements Dataplane {
     const state = await this.getNftState();
     let message: string | null = null;
     if (listing === null) message = `table ${NFT_TABLE} missing`;
-    else if (state?.rendered !== sha256(renderNftables(filters))) message = 'rules differ';
+    else if (state?.rendered !== sha256(renderNftables(resources))) message = 'rules differ';
     else if (state.kernel !== sha256(listing)) message = `table ${NFT_TABLE} changed in the kernel`;
     if (message === null) return [];
     await this.loadNftables(errors);
-    return filters.map((f) => ({ key: f.key, message, attempted: true }));
+    return resources.map((r) => ({ key: r.key, message, attempted: true }));
   }
 
   // ---- BIRD -----------------------------------------------------------------------------

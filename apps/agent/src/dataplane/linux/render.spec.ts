@@ -2,6 +2,8 @@ import { describe, expect, it } from '@jest/globals';
 import type { UpsertOp } from '../../../../../libs/engine/src/diff.js';
 import {
   resource,
+  type PolicyRuleSpec,
+  type PolicySpec,
   type PortFlags,
   type Resource,
 } from '../../../../../libs/engine/src/resources.js';
@@ -308,6 +310,190 @@ describe('renderNftables', () => {
 
   it('removes the table when no filter is left', () => {
     expect(renderNftables([])).toBe('add table inet lattice\ndelete table inet lattice\n');
+  });
+});
+
+describe('renderNftables with network policy', () => {
+  const filter = resource('filter', { network: 'n', bridge: 'ltbr-aa', accept: [] });
+  const tcp = (port: number | null, endPort: number | null = null) =>
+    ({ protocol: 'tcp', port, endPort }) as const;
+  const rule = (
+    policy: string,
+    index: number,
+    peers: PolicyRuleSpec['peers'],
+    ports: PolicyRuleSpec['ports'],
+  ): PolicyRuleSpec => ({ policy, policyId: `id-${policy}`, rule: index, peers, ports });
+  const policy = (
+    veth: string,
+    address: string,
+    ingress: PolicySpec['ingress'],
+    egress: PolicySpec['egress'],
+  ) =>
+    resource('policy', {
+      instance: `i-${veth}`,
+      name: veth,
+      network: 'n',
+      bridge: 'ltbr-aa',
+      veth,
+      address,
+      ingress,
+      egress,
+    });
+  const member = (set: string, address: string) => resource('pmember', { set, address });
+
+  // Ingress only: a set peer on one port, CIDR peers (with and without except) on every
+  // port form; numbered ports of one protocol are grouped, overlapping ranges merged.
+  const web = policy(
+    'ltv00000000000b',
+    '10.0.0.11',
+    [
+      rule('web', 0, [{ set: 'ps_aaaaaaaaaaaa' }], [tcp(8080)]),
+      rule(
+        'web',
+        1,
+        [
+          { cidr: '10.9.0.0/16', except: ['10.9.1.0/24', '10.9.2.0/24'] },
+          { cidr: '192.0.2.0/24', except: [] },
+        ],
+        [
+          { protocol: 'udp', port: 53, endPort: null },
+          tcp(443),
+          { protocol: 'udp', port: 5000, endPort: 5010 },
+          tcp(80),
+          tcp(8000, 8100),
+          tcp(8050, 8200),
+          tcp(null),
+          { protocol: 'icmp', port: null, endPort: null },
+          { protocol: 'udp', port: null, endPort: null },
+        ],
+      ),
+    ],
+    null,
+  );
+  // Egress only: any port to anyone of an empty set; any address on any protocol.
+  const client = policy('ltv00000000000a', '10.0.0.10', null, [
+    rule(
+      'db "prod"',
+      0,
+      [{ set: 'ps_bbbbbbbbbbbb' }],
+      [{ protocol: 'any', port: null, endPort: null }],
+    ),
+    rule('db "prod"', 1, null, null),
+  ]);
+  // Both directions: selected for ingress with no rule (accepts nothing new), egress to
+  // one CIDR on any port.
+  const locked = policy(
+    'ltv00000000000c',
+    '10.0.0.12',
+    [],
+    [rule('lockdown', 0, [{ cidr: '10.0.0.0/24', except: [] }], null)],
+  );
+
+  it('renders sets, policy chains and their jumps before the isolation filters', () => {
+    const text = renderNftables([
+      filter,
+      web,
+      client,
+      locked,
+      member('ps_aaaaaaaaaaaa', '10.0.0.12'),
+      member('ps_aaaaaaaaaaaa', '10.0.0.10'),
+      // A member of a set no chain names (the engine does not send those): not rendered.
+      member('ps_ffffffffffff', '10.0.0.99'),
+    ]);
+    expect(text).toBe(
+      [
+        'add table inet lattice',
+        'delete table inet lattice',
+        'table inet lattice {',
+        '\tset ps_aaaaaaaaaaaa {',
+        '\t\ttype ipv4_addr; flags interval;',
+        '\t\telements = { 10.0.0.10, 10.0.0.12 }',
+        '\t}',
+        '\tset ps_bbbbbbbbbbbb {',
+        '\t\ttype ipv4_addr; flags interval;',
+        '\t}',
+        '\tchain eg_ltv00000000000a {',
+        '\t\tct state established,related return',
+        `\t\tip daddr @ps_bbbbbbbbbbbb return comment "db 'prod' egress 0"`,
+        `\t\treturn comment "db 'prod' egress 1"`,
+        '\t\tdrop comment "lattice policy default deny"',
+        '\t}',
+        '\tchain in_ltv00000000000b {',
+        '\t\tct state established,related return',
+        '\t\tip saddr @ps_aaaaaaaaaaaa tcp dport 8080 return comment "web ingress 0"',
+        '\t\tip saddr 10.9.0.0/16 ip saddr != { 10.9.1.0/24, 10.9.2.0/24 } udp dport { 53, 5000-5010 } return comment "web ingress 1"',
+        '\t\tip saddr 10.9.0.0/16 ip saddr != { 10.9.1.0/24, 10.9.2.0/24 } tcp dport { 80, 443, 8000-8200 } return comment "web ingress 1"',
+        '\t\tip saddr 10.9.0.0/16 ip saddr != { 10.9.1.0/24, 10.9.2.0/24 } meta l4proto tcp return comment "web ingress 1"',
+        '\t\tip saddr 10.9.0.0/16 ip saddr != { 10.9.1.0/24, 10.9.2.0/24 } meta l4proto icmp return comment "web ingress 1"',
+        '\t\tip saddr 10.9.0.0/16 ip saddr != { 10.9.1.0/24, 10.9.2.0/24 } meta l4proto udp return comment "web ingress 1"',
+        '\t\tip saddr 192.0.2.0/24 udp dport { 53, 5000-5010 } return comment "web ingress 1"',
+        '\t\tip saddr 192.0.2.0/24 tcp dport { 80, 443, 8000-8200 } return comment "web ingress 1"',
+        '\t\tip saddr 192.0.2.0/24 meta l4proto tcp return comment "web ingress 1"',
+        '\t\tip saddr 192.0.2.0/24 meta l4proto icmp return comment "web ingress 1"',
+        '\t\tip saddr 192.0.2.0/24 meta l4proto udp return comment "web ingress 1"',
+        '\t\tdrop comment "lattice policy default deny"',
+        '\t}',
+        '\tchain eg_ltv00000000000c {',
+        '\t\tct state established,related return',
+        '\t\tip daddr 10.0.0.0/24 return comment "lockdown egress 0"',
+        '\t\tdrop comment "lattice policy default deny"',
+        '\t}',
+        '\tchain in_ltv00000000000c {',
+        '\t\tct state established,related return',
+        '\t\tdrop comment "lattice policy default deny"',
+        '\t}',
+        '\tchain forward {',
+        '\t\ttype filter hook forward priority 0; policy accept;',
+        '\t\tiifname "ltbr-aa" ip saddr 10.0.0.10 jump eg_ltv00000000000a',
+        '\t\toifname "ltbr-aa" ip daddr 10.0.0.11 jump in_ltv00000000000b',
+        '\t\tiifname "ltbr-aa" ip saddr 10.0.0.12 jump eg_ltv00000000000c',
+        '\t\toifname "ltbr-aa" ip daddr 10.0.0.12 jump in_ltv00000000000c',
+        '\t\tiifname "ltbr-aa" oifname "ltbr-aa" accept',
+        '\t\tiifname "ltbr-aa" drop',
+        '\t}',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('is independent of the order of the resources; a policy alone needs no filter', () => {
+    const rs = [web, member('ps_aaaaaaaaaaaa', '10.0.0.10'), client];
+    expect(renderNftables([...rs].reverse())).toBe(renderNftables(rs));
+    expect(renderNftables([web])).toContain(
+      '\tchain forward {\n' +
+        '\t\ttype filter hook forward priority 0; policy accept;\n' +
+        '\t\toifname "ltbr-aa" ip daddr 10.0.0.11 jump in_ltv00000000000b\n' +
+        '\t}\n',
+    );
+  });
+
+  it("keeps comments within nft's quoting and length rules", () => {
+    const odd = policy(
+      'ltv00000000000d',
+      '10.0.0.13',
+      [rule(`a\\b\nc"${'x'.repeat(200)}`, 0, null, null)],
+      null,
+    );
+    // Backslash and newline replaced, the quote made a single quote, cut at 128 characters.
+    expect(renderNftables([odd])).toContain(`\t\treturn comment "a_b_c'${'x'.repeat(122)}"\n`);
+  });
+
+  it('policy and pmember render no iproute2 lines and are never stale or drifted alone', () => {
+    const m = member('ps_aaaaaaaaaaaa', '10.0.0.10');
+    expect([...up(web), ...del(web), ...up(m), ...del(m)]).toEqual([]);
+    const empty: KernelSnapshot = {
+      links: new Map(),
+      addrs: [],
+      routes: [],
+      neighs: [],
+      fdb: [],
+      namespaces: new Set(),
+      nsids: new Map(),
+      sysctls: new Map(),
+      instances: new Map(),
+    };
+    expect(compareKernel([web, m], empty, 'lab-i')).toEqual({ repairs: [], stale: [] });
   });
 });
 

@@ -10,10 +10,14 @@
  */
 import { OWNER_PREFIX } from '../../../../../libs/engine/src/names.js';
 import type { UpsertOp } from '../../../../../libs/engine/src/diff.js';
+import type { PolicyPort } from '../../../../../libs/model/src/index.js';
 import type {
   BgpSpec,
   FdbSpec,
   FilterSpec,
+  PolicyPeerSpec,
+  PolicyRuleSpec,
+  PolicySpec,
   PortFlags,
   Resource,
   ResourceOf,
@@ -105,8 +109,8 @@ function deviceLifecycle(name: string, op: UpsertOp, ctx: RenderContext) {
 
 /**
  * The lines that make the kernel hold `r` (`op` from the diff; `create` for a resource that
- * is simply missing). `filter` and `bgp` render to whole files, not lines: see
- * `renderNftables` and `renderBirdConfig`.
+ * is simply missing). `filter`, `policy`, `pmember` and `bgp` render to whole files, not
+ * lines: see `renderNftables` and `renderBirdConfig`.
  */
 export function renderUpsert(r: Resource, op: UpsertOp, ctx: RenderContext): Step[] {
   switch (r.kind) {
@@ -179,6 +183,8 @@ export function renderUpsert(r: Resource, op: UpsertOp, ctx: RenderContext): Ste
     case 'fdb':
       return fdbUpsert(r.spec);
     case 'filter':
+    case 'policy':
+    case 'pmember':
     case 'bgp':
       return [];
   }
@@ -239,6 +245,8 @@ export function renderDelete(r: Resource, ctx: RenderContext): Step[] {
       return steps;
     }
     case 'filter':
+    case 'policy':
+    case 'pmember':
     case 'bgp':
       return [];
   }
@@ -256,24 +264,59 @@ export function isAbsentError(message: string): boolean {
 export const NFT_TABLE = 'inet lattice';
 
 /**
+ * The kinds rendered into `table inet lattice`. They are whole-file resources: any change
+ * to one of them re-renders the table from all of them and reloads it (`renderNftables`).
+ */
+export const NFT_KINDS: ReadonlySet<Resource['kind']> = new Set(['filter', 'policy', 'pmember']);
+
+export type NftResource = ResourceOf<'filter'> | ResourceOf<'policy'> | ResourceOf<'pmember'>;
+
+export function isNftResource(r: Resource): r is NftResource {
+  return NFT_KINDS.has(r.kind);
+}
+
+const byKey = (a: NftResource, b: NftResource) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
+
+/**
  * The whole `table inet lattice`, loaded with `nft -f` in one transaction: the leading
  * `add` + `delete` replaces the previous table atomically (no window without rules) and
- * works whether or not it existed. With no filter resources the table is removed.
+ * works whether or not it existed; conntrack entries survive it, so established flows of
+ * a policy that stays allowed are not cut by a reload. With no filter, policy or pmember
+ * resources the table is removed.
+ *
+ * Inside: the peer sets the policies name, the policy chains of the local instances, then
+ * the forward base chain — jumps into the policy chains first, then the isolation filters
+ * (a `return` from a policy chain continues with the next rule of `forward`). Chains are
+ * defined before the rules that jump to them.
  */
-export function renderNftables(filters: readonly ResourceOf<'filter'>[]): string {
+export function renderNftables(resources: readonly NftResource[]): string {
   const head = `add table ${NFT_TABLE}\ndelete table ${NFT_TABLE}\n`;
-  if (filters.length === 0) return head;
-  const sorted = [...filters].sort((a, b) => (a.key < b.key ? -1 : a.key > b.key ? 1 : 0));
-  const rules = sorted.flatMap((f) => filterRules(f.spec));
-  return (
-    head +
-    `table ${NFT_TABLE} {\n` +
-    `\tchain forward {\n` +
-    `\t\ttype filter hook forward priority 0; policy accept;\n` +
-    rules.map((r) => `\t\t${r}\n`).join('') +
-    `\t}\n` +
-    `}\n`
-  );
+  if (resources.length === 0) return head;
+  const filters: FilterSpec[] = [];
+  const policies: PolicySpec[] = [];
+  const members = new Map<string, string[]>();
+  for (const r of [...resources].sort(byKey)) {
+    if (r.kind === 'filter') filters.push(r.spec);
+    else if (r.kind === 'policy') policies.push(r.spec);
+    else {
+      const list = members.get(r.spec.set);
+      if (list) list.push(r.spec.address);
+      else members.set(r.spec.set, [r.spec.address]);
+    }
+  }
+  // Only the sets some chain names: members of any other set (the engine never sends
+  // those) would be an unused set, and a missing one would make the whole load fail.
+  const sets = [...new Set(policies.flatMap(policySets))].sort();
+  const body = [
+    ...sets.flatMap((name) => setLines(name, members.get(name) ?? [])),
+    ...policies.flatMap(policyChains),
+    'chain forward {',
+    '\ttype filter hook forward priority 0; policy accept;',
+    ...policies.flatMap(policyJumps).map((r) => `\t${r}`),
+    ...filters.flatMap(filterRules).map((r) => `\t${r}`),
+    '}',
+  ];
+  return head + `table ${NFT_TABLE} {\n` + body.map((l) => `\t${l}\n`).join('') + `}\n`;
 }
 
 function filterRules(s: FilterSpec): string[] {
@@ -287,6 +330,121 @@ function filterRules(s: FilterSpec): string[] {
     ...(v6.length ? [`${iif} ip6 daddr { ${v6.join(', ')} } accept`] : []),
     `${iif} drop`,
   ];
+}
+
+// ---- network policy (PolicySpec in resources.ts) --------------------------------------
+
+/** Names of the peer sets a policy's chains use. */
+function policySets(p: PolicySpec): string[] {
+  return [...(p.ingress ?? []), ...(p.egress ?? [])].flatMap((r) =>
+    (r.peers ?? []).flatMap((peer) => ('set' in peer ? [peer.set] : [])),
+  );
+}
+
+/** A peer set; `flags interval` so that one type serves addresses and prefixes alike. */
+function setLines(name: string, addresses: readonly string[]): string[] {
+  const sorted = [...addresses].sort();
+  return [
+    `set ${name} {`,
+    '\ttype ipv4_addr; flags interval;',
+    // An empty set is valid: the rules naming it match nothing.
+    ...(sorted.length ? [`\telements = { ${sorted.join(', ')} }`] : []),
+    '}',
+  ];
+}
+
+/**
+ * Forwarded traffic enters an instance's chains by its address on its bridge: from the
+ * bridge (it sends: egress) and to the bridge (it receives: ingress). For bridged traffic
+ * br_netfilter gives the bridge as both interfaces; routed traffic has the bridge on one side.
+ */
+function policyJumps(p: PolicySpec): string[] {
+  return [
+    ...(p.egress !== null ? [`iifname "${p.bridge}" ip saddr ${p.address} jump eg_${p.veth}`] : []),
+    ...(p.ingress !== null
+      ? [`oifname "${p.bridge}" ip daddr ${p.address} jump in_${p.veth}`]
+      : []),
+  ];
+}
+
+/** `eg_<veth>` / `in_<veth>`: at most 18 characters (veth names are ≤ 15). */
+function policyChains(p: PolicySpec): string[] {
+  return [
+    ...(p.egress !== null ? policyChain(`eg_${p.veth}`, 'egress', p.egress) : []),
+    ...(p.ingress !== null ? policyChain(`in_${p.veth}`, 'ingress', p.ingress) : []),
+  ];
+}
+
+/**
+ * Replies of allowed connections pass first (stateful); then one `return` (allowed: back
+ * to `forward`) per peer × port group of each rule, in order; anything else is dropped.
+ */
+function policyChain(
+  name: string,
+  direction: 'ingress' | 'egress',
+  rules: readonly PolicyRuleSpec[],
+): string[] {
+  // The peer is where ingress comes from and where egress goes to.
+  const field = direction === 'ingress' ? 'saddr' : 'daddr';
+  const lines = [`chain ${name} {`, '\tct state established,related return'];
+  for (const r of rules) {
+    const comment = `comment "${nftComment(`${r.policy} ${direction} ${r.rule}`)}"`;
+    const peers = r.peers === null ? [''] : r.peers.map((peer) => peerMatch(peer, field));
+    for (const peer of peers) {
+      for (const port of portMatches(r.ports)) {
+        lines.push(`\t${[peer, port, 'return', comment].filter((x) => x !== '').join(' ')}`);
+      }
+    }
+  }
+  lines.push('\tdrop comment "lattice policy default deny"', '}');
+  return lines;
+}
+
+function peerMatch(peer: PolicyPeerSpec, field: 'saddr' | 'daddr'): string {
+  if ('set' in peer) return `ip ${field} @${peer.set}`;
+  const except = peer.except.length ? ` ip ${field} != { ${peer.except.join(', ')} }` : '';
+  return `ip ${field} ${peer.cidr}${except}`;
+}
+
+/**
+ * One match per port entry ('' matches anything), except that the numbered ports of one
+ * protocol are grouped into one anonymous set where the first of them appears, merged so
+ * that overlapping ranges do not make nft refuse the set.
+ */
+function portMatches(ports: readonly PolicyPort[] | null): string[] {
+  if (ports === null) return [''];
+  const out = new Map<string, [number, number][] | null>();
+  for (const p of ports) {
+    if (p.protocol === 'any') out.set('', null);
+    else if (p.protocol === 'icmp' || p.port === null) out.set(`meta l4proto ${p.protocol}`, null);
+    else {
+      const key = `${p.protocol} dport`;
+      out.set(key, [...(out.get(key) ?? []), [p.port, p.endPort ?? p.port]]);
+    }
+  }
+  return [...out].map(([match, ranges]) => {
+    if (ranges === null) return match;
+    const items = mergeRanges(ranges).map(([lo, hi]) => (lo === hi ? `${lo}` : `${lo}-${hi}`));
+    return items.length === 1 ? `${match} ${items[0]}` : `${match} { ${items.join(', ')} }`;
+  });
+}
+
+function mergeRanges(ranges: readonly [number, number][]): [number, number][] {
+  const out: [number, number][] = [];
+  for (const [lo, hi] of [...ranges].sort((a, b) => a[0] - b[0])) {
+    const last = out[out.length - 1];
+    if (last && lo <= last[1] + 1) last[1] = Math.max(last[1], hi);
+    else out.push([lo, hi]);
+  }
+  return out;
+}
+
+/** nft comments are quoted strings of at most 128 characters. */
+function nftComment(text: string): string {
+  return text
+    .replace(/"/g, "'")
+    .replace(/[^\x20-\x7e]|\\/g, '_')
+    .slice(0, 128);
 }
 
 /** BIRD symbol for a peer's protocol: `peer_192_0_2_12`. */
