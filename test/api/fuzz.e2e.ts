@@ -109,10 +109,22 @@ const resolve = (s: Json): Json =>
 // the objects created before the run (never deleted: DELETEs name only objects the run
 // created), those the run created, by id and by name, and some that do not exist.
 
-type Kind = 'hosts' | 'networks' | 'instances' | 'routers';
-const KINDS: Kind[] = ['hosts', 'networks', 'instances', 'routers'];
-const seeded: Record<Kind, string[]> = { hosts: [], networks: [], instances: [], routers: [] };
-const created: Record<Kind, string[]> = { hosts: [], networks: [], instances: [], routers: [] };
+type Kind = 'hosts' | 'networks' | 'instances' | 'routers' | 'policies';
+const KINDS: Kind[] = ['hosts', 'networks', 'instances', 'routers', 'policies'];
+const seeded: Record<Kind, string[]> = {
+  hosts: [],
+  networks: [],
+  instances: [],
+  routers: [],
+  policies: [],
+};
+const created: Record<Kind, string[]> = {
+  hosts: [],
+  networks: [],
+  instances: [],
+  routers: [],
+  policies: [],
+};
 const cursors: string[] = [];
 
 /** One of the references in `list()` as it is when the value is generated. */
@@ -882,6 +894,10 @@ beforeAll(async () => {
     ['networks', nets],
     ['instances', insts],
     ['routers', [router]],
+    [
+      'policies',
+      [(await t.post('/policies', { name: 'fz-p1', selector: {}, ingress: [] }).expect(201)).body],
+    ],
   ] as const) {
     for (const o of list) seeded[kind].push(o.name, o.id);
   }

@@ -141,7 +141,7 @@ describe('the document', () => {
         expect([where, statuses.includes('413')]).toEqual([where, true]);
       }
     }
-    expect(ids.size).toBe(26);
+    expect(ids.size).toBe(31);
   });
 
   it('gives wait, timeoutMs and pagination their exact rules', () => {

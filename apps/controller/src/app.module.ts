@@ -27,6 +27,8 @@ import { CompactionService } from './revisions/compaction.service.js';
 import { RevisionLog } from './revisions/revision-log.js';
 import { DesiredStateService } from './desired-state/desired-state.service.js';
 import { RevisionListener } from './desired-state/revision-listener.js';
+import { PoliciesController } from './policies/policies.controller.js';
+import { PoliciesService } from './policies/policies.service.js';
 import { RoutersController } from './routers/routers.controller.js';
 import { RoutersService } from './routers/routers.service.js';
 import { TraceController } from './trace/trace.controller.js';
@@ -50,6 +52,7 @@ export class AppModule {
         NetworksController,
         InstancesController,
         RoutersController,
+        PoliciesController,
         PoolsController,
         MetricsController,
         TraceController,
@@ -75,6 +78,7 @@ export class AppModule {
         NetworksService,
         InstancesService,
         RoutersService,
+        PoliciesService,
         MetricsService,
         HostMetrics,
         TraceService,

@@ -123,6 +123,7 @@ export async function createController(config: Config): Promise<Controller> {
     .addTag('networks', 'virtual networks of any networking model')
     .addTag('instances', 'VMs or containers attached to a network on a host')
     .addTag('routers', 'distributed L3 routing between networks')
+    .addTag('policies', 'network policy: who may talk to whom, previewed before it applies')
     .addTag('pools', 'VLAN id and VNI pools')
     .addTag('metrics', 'Prometheus metrics')
     .addTag('trace', 'packet trace computed from the desired state')

@@ -167,6 +167,11 @@ const CONSTRAINTS: Record<string, ConstraintMeaning> = {
     object: 'router',
     field: 'name',
   },
+  policies_name_key: {
+    message: 'a policy with this name already exists',
+    object: 'policy',
+    field: 'name',
+  },
 };
 
 /** Tables as the API names what their rows are (for keys and checks not listed above). */
@@ -175,6 +180,7 @@ const OBJECTS: Record<string, string> = {
   networks: 'network',
   instances: 'instance',
   routers: 'router',
+  policies: 'policy',
   router_networks: 'router attachment',
   host_blocks: "host's address block",
   free_addresses: 'free address range',

@@ -3,6 +3,7 @@ import { InitialSchema1764300000000 } from '../../../../migrations/1764300000000
 import { ClusterIdentity1764400000000 } from '../../../../migrations/1764400000000-ClusterIdentity.js';
 import { AllocationRanges1764500000000 } from '../../../../migrations/1764500000000-AllocationRanges.js';
 import { InstanceLabels1764600000000 } from '../../../../migrations/1764600000000-InstanceLabels.js';
+import { Policies1764700000000 } from '../../../../migrations/1764700000000-Policies.js';
 import { ENTITIES } from './entities.js';
 
 /** Every migration, in order. Listed explicitly: ESM builds cannot glob-load classes. */
@@ -11,6 +12,7 @@ export const MIGRATIONS = [
   ClusterIdentity1764400000000,
   AllocationRanges1764500000000,
   InstanceLabels1764600000000,
+  Policies1764700000000,
 ];
 
 /** Serialises migration runs of replicas that start together on one database. */

@@ -93,6 +93,16 @@ export class RouterEntity {
   @CreateDateColumn({ type: 'timestamptz', name: 'created_at' }) createdAt!: Date;
 }
 
+@Entity('policies')
+export class PolicyEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column('text') name!: string;
+  @Column('jsonb') spec!: unknown;
+  @Column({ type: 'bigint', transformer: bigintNumber }) revision!: number;
+  @CreateDateColumn({ type: 'timestamptz', name: 'created_at' }) createdAt!: Date;
+  @Column({ type: 'timestamptz', name: 'updated_at' }) updatedAt!: Date;
+}
+
 @Entity('router_networks')
 export class RouterNetworkEntity {
   @PrimaryColumn({ type: 'uuid', name: 'router_id' }) routerId!: string;
@@ -121,6 +131,7 @@ export const ENTITIES = [
   HostBlockEntity,
   RouterEntity,
   RouterNetworkEntity,
+  PolicyEntity,
   PoolEntity,
   RevisionEntity,
 ];

@@ -4,6 +4,7 @@ import type {
   HostBlock,
   Instance,
   Network,
+  Policy,
   Router,
   Topology,
 } from '../../../../libs/model/src/index.js';
@@ -37,6 +38,9 @@ export async function loadTopology(
       `SELECT r.id, r.name, coalesce(array_agg(rn.network_id ORDER BY rn.network_id) FILTER (WHERE rn.network_id IS NOT NULL), '{}') AS "networkIds"
          FROM routers r LEFT JOIN router_networks rn ON rn.router_id = r.id GROUP BY r.id`,
     );
+    const policies = await tx.query<
+      { id: string; name: string; spec: Omit<Policy, 'id' | 'name'> }[]
+    >('SELECT id, name, spec FROM policies');
     const byId = <T extends { id: string }>(xs: T[]) => new Map(xs.map((x) => [x.id, x]));
     return {
       topology: {
@@ -45,6 +49,7 @@ export async function loadTopology(
         instances: byId(instances),
         blocks,
         routers: byId(routers),
+        policies: byId(policies.map((p) => ({ id: p.id, name: p.name, ...p.spec }))),
       },
       revision: Number(r ?? 0),
     };
