@@ -14,7 +14,7 @@ import {
 
 /**
  * Network policy with real packets: three hosts, an overlay (VXLAN) network and a routed
- * one joined by a router. A policy on the web instance allows tcp/8080 and udp/5353 from
+ * one joined by a router, and a VLAN network. A policy on the web instance allows tcp/8080 and udp/5353 from
  * db-labelled instances only: what it allows passes, other ports and ICMP are dropped,
  * replies of allowed connections pass, a label change on an instance across the router
  * takes effect, an egress deny holds, the preview's pairs match what the packets do, and
@@ -64,22 +64,27 @@ describeLab('real packets: network policy', () => {
       cidr: '10.9.0.0/16',
     });
     await create(L(), '/routers', { name: 'r1', networks: ['ov', 'hg'] });
+    await create(L(), '/networks', { name: 'vl', model: 'vlan', cidr: '10.10.0.0/24' });
     for (const [name, network, host, app] of [
       ['web1', 'ov', 'h1', 'web'],
       ['db1', 'ov', 'h2', 'db'],
       ['cl1', 'hg', 'h3', 'client'],
+      ['vweb', 'vl', 'h1', 'web'],
+      ['vdb', 'vl', 'h3', 'db'],
     ] as const) {
       const i = await create(L(), '/instances', { name, network, host, labels: { app } });
       ips.set(name, i.ip as string);
     }
-    const srv = spawn('ip', ['netns', 'exec', instanceNs(L(), 'web1'), 'node', '-e', SERVER], {
-      stdio: ['ignore', 'pipe', 'inherit'],
-    });
-    listeners.push(srv);
-    await new Promise<void>((resolve, reject) => {
-      srv.stdout.once('data', () => resolve());
-      srv.once('exit', (c) => reject(new Error(`listener exited with ${c}`)));
-    });
+    for (const name of ['web1', 'vweb']) {
+      const srv = spawn('ip', ['netns', 'exec', instanceNs(L(), name), 'node', '-e', SERVER], {
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      listeners.push(srv);
+      await new Promise<void>((resolve, reject) => {
+        srv.stdout.once('data', () => resolve());
+        srv.once('exit', (c) => reject(new Error(`listener exited with ${c}`)));
+      });
+    }
   }, 120_000);
 
   afterAll(async () => {
@@ -118,7 +123,7 @@ describeLab('real packets: network policy', () => {
     const denied = new Map<string, any[]>(
       preview.denied.map((f: any) => [`${f.from.name}>${f.to.name}`, f.ports]),
     );
-    expect([...denied.keys()].sort()).toEqual(['cl1>web1', 'db1>web1']);
+    expect([...denied.keys()].sort()).toEqual(['cl1>web1', 'db1>web1', 'vdb>vweb']);
     expect(denied.get('cl1>web1')).toEqual([{ protocol: 'any', port: null, endPort: null }]);
     expect(denied.get('db1>web1')).toContainEqual({ protocol: 'icmp', port: null, endPort: null });
     expect(denied.get('db1>web1')).toContainEqual({ protocol: 'tcp', port: 8081, endPort: 65535 });
@@ -130,6 +135,10 @@ describeLab('real packets: network policy', () => {
     expect(await tcp('db1', 'web1', 8081)).toBe(false);
     expect(await ping(L(), 'db1', ips.get('web1')!)).toBe(false);
     expect(await tcp('cl1', 'web1', 8080)).toBe(false);
+    // The same policy on a VLAN network, across hosts.
+    expect(await tcp('vdb', 'vweb', 8080)).toBe(true);
+    expect(await tcp('vdb', 'vweb', 8081)).toBe(false);
+    expect(await ping(L(), 'vdb', ips.get('vweb')!)).toBe(false);
     // web1's own connections are not restricted, and their replies pass its ingress.
     expect(await ping(L(), 'web1', ips.get('db1')!)).toBe(true);
 
@@ -159,5 +168,6 @@ describeLab('real packets: network policy', () => {
     expect(await tcp('db1', 'web1', 8081)).toBe(true);
     expect(await ping(L(), 'db1', ips.get('web1')!)).toBe(true);
     expect(await tcp('cl1', 'web1', 8081)).toBe(true);
+    expect(await tcp('vdb', 'vweb', 8081)).toBe(true);
   }, 120_000);
 });
