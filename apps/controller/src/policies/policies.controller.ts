@@ -41,11 +41,13 @@ const PREVIEW_OR = (Model: typeof ChangedPolicy | typeof Deleted, description: s
   schema: { oneOf: [{ $ref: getSchemaPath(Model) }, { $ref: getSchemaPath(PolicyPreview) }] },
 });
 
-/** `?dryRun`: 'true' or 'false' (absent: false); with `wait` it is a 400. */
-function dryRunOf(raw: unknown, wait: unknown): boolean {
+/**
+ * `?dryRun`: 'true' or 'false' (absent: false). A dry run's answer carries no revision, so
+ * `wait=applied` has nothing to wait for and answers at once.
+ */
+function dryRunOf(raw: unknown): boolean {
   if (raw === undefined || raw === 'false') return false;
   if (raw !== 'true') throw InvalidInput.field('dryRun', 'dryRun must be "true" or "false"');
-  if (wait !== undefined) throw InvalidInput.field('wait', 'a dry run commits nothing to wait for');
   return true;
 }
 
@@ -72,10 +74,9 @@ export class PoliciesController {
   async create(
     @Body() dto: CreatePolicyDto,
     @Query('dryRun') dryRun: unknown,
-    @Query('wait') wait: unknown,
     @Res({ passthrough: true }) res: FastifyReply,
   ) {
-    const dry = dryRunOf(dryRun, wait);
+    const dry = dryRunOf(dryRun);
     const out = await this.policies.create(dto as unknown as Record<string, unknown>, dry);
     if (dry) void res.status(200);
     return out;
@@ -113,12 +114,11 @@ export class PoliciesController {
     @Param('idOrName') idOrName: string,
     @Body() dto: UpdatePolicyDto,
     @Query('dryRun') dryRun: unknown,
-    @Query('wait') wait: unknown,
   ) {
     return this.policies.update(
       idOrName,
       dto as unknown as Record<string, unknown>,
-      dryRunOf(dryRun, wait),
+      dryRunOf(dryRun),
     );
   }
 
@@ -134,11 +134,7 @@ export class PoliciesController {
   @ApiQuery(DRY_RUN)
   @ApiResponse(PREVIEW_OR(Deleted, 'The policy is deleted, or (dry run) the preview.'))
   @ApiMutation({ notFound: 'No such policy.' })
-  delete(
-    @Param('idOrName') idOrName: string,
-    @Query('dryRun') dryRun: unknown,
-    @Query('wait') wait: unknown,
-  ) {
-    return this.policies.delete(idOrName, dryRunOf(dryRun, wait));
+  delete(@Param('idOrName') idOrName: string, @Query('dryRun') dryRun: unknown) {
+    return this.policies.delete(idOrName, dryRunOf(dryRun));
   }
 }
