@@ -211,4 +211,251 @@ describe('policies', () => {
     await t.post('/policies?dryRun=maybe', { name: 'x1', selector: {}, ingress: [] }).expect(400);
     await t.del('/policies/deny-web').expect(200);
   });
+
+  it('normalises what it stores and refuses every rule, limit and unknown reference', async () => {
+    const r0 = await latestRevision();
+    const c = await t
+      .post('/policies', {
+        name: 'norm',
+        selector: {
+          matchExpressions: [{ key: 'tier', operator: 'In', values: ['b', 'a', 'b'] }],
+        },
+        networks: [net.name, net.id],
+        egress: [
+          {},
+          {
+            peers: [{ cidr: '10.0.0.0/8', except: ['10.2.0.0/16', '10.1.0.0/16'] }],
+            ports: [
+              { protocol: 'udp', port: 53, endPort: 53 },
+              { protocol: 'tcp', port: 8000, endPort: 8080 },
+              { protocol: 'icmp' },
+            ],
+          },
+        ],
+      })
+      .expect(201);
+    expect(c.body).toMatchObject({
+      selector: {
+        matchLabels: {},
+        matchExpressions: [{ key: 'tier', operator: 'In', values: ['a', 'b'] }],
+      },
+      networkIds: [net.id],
+      networks: [net.name],
+      ingress: null,
+      egress: [
+        { peers: [], ports: [] },
+        {
+          peers: [{ cidr: '10.0.0.0/8', except: ['10.1.0.0/16', '10.2.0.0/16'] }],
+          ports: [
+            { protocol: 'udp', port: 53, endPort: null },
+            { protocol: 'tcp', port: 8000, endPort: 8080 },
+            { protocol: 'icmp', port: null, endPort: null },
+          ],
+        },
+      ],
+    });
+    expect(c.body.revision).toBeGreaterThan(r0);
+    const [row] = await sql(t.databaseUrl, `SELECT spec FROM policies WHERE name = 'norm'`);
+    expect(row.spec.networkIds).toEqual([net.id]);
+
+    // Each mutation is one revision; GET shows the revision of the last change.
+    const p = await t.patch(`/policies/${c.body.id}`, { selector: {} }).expect(200);
+    expect(p.body.revision).toBeGreaterThan(c.body.revision);
+    expect(p.body.selector).toEqual({ matchLabels: {}, matchExpressions: [] });
+    expect(p.body.egress).toEqual(c.body.egress);
+    expect((await t.get('/policies/norm').expect(200)).body.revision).toBe(p.body.revision);
+
+    // PATCH refusals, each naming its field; unknown references are 404s.
+    const patchCases: [Record<string, unknown>, string[]][] = [
+      [{ ingress: 'all' }, ['ingress']],
+      [{ selector: { matchLabels: { app: 'bad value!' } } }, ['selector.matchLabels']],
+      [{ egress: null }, ['ingress']],
+      [{ egress: [{ ports: [{ protocol: 'tcp', endPort: 80 }] }] }, ['egress[0].ports[0].endPort']],
+    ];
+    for (const [body, want] of patchCases) {
+      const r = await t.patch('/policies/norm', body).expect(400);
+      expect([JSON.stringify(body), fields(r)]).toEqual([JSON.stringify(body), want]);
+    }
+    await t.patch('/policies/norm', { networks: ['no-such-net'] }).expect(404);
+    await t
+      .patch('/policies/norm', {
+        ingress: [{ peers: [{ selector: {}, networks: ['no-such-net'] }] }],
+      })
+      .expect(404);
+    await t.patch('/policies/no-such-policy', { selector: {} }).expect(404);
+    await t.patch('/policies/no-such-policy?dryRun=true', { selector: {} }).expect(404);
+    await t.del('/policies/no-such-policy').expect(404);
+    await t.del('/policies/no-such-policy?dryRun=true').expect(404);
+    await t.get('/policies/00000000-0000-4000-8000-000000000000').expect(404);
+    expect(await latestRevision()).toBe(p.body.revision);
+
+    const d = await t.del('/policies/norm').expect(200);
+    expect(d.body.revision).toBeGreaterThan(p.body.revision);
+
+    // Create refusals not covered above, limits included (64 is the most of each).
+    const many = <T>(n: number, f: (i: number) => T) => Array.from({ length: n }, (_, i) => f(i));
+    const expr = (values: string[]) => ({ key: 'k', operator: 'In', values });
+    const cases: [Record<string, unknown>, string[]][] = [
+      [{ name: 'Bad_Name', selector: {}, ingress: [] }, ['name']],
+      [{ name: 'p2', ingress: [] }, ['selector']],
+      [
+        {
+          name: 'p2',
+          selector: { matchExpressions: [{ key: 'a', operator: 'Exists', values: ['x'] }] },
+          ingress: [],
+        },
+        ['selector.matchExpressions[0].values'],
+      ],
+      [
+        {
+          name: 'p2',
+          selector: { matchExpressions: [{ key: '-a', operator: 'Exists' }] },
+          ingress: [],
+        },
+        ['selector.matchExpressions[0].key'],
+      ],
+      [
+        { name: 'p2', selector: {}, ingress: [{ peers: [{ selector: {}, cidr: '10.0.0.0/8' }] }] },
+        ['ingress[0].peers[0]'],
+      ],
+      [
+        {
+          name: 'p2',
+          selector: {},
+          ingress: [{ peers: [{ selector: { matchLabels: { a: '-' } } }] }],
+        },
+        ['ingress[0].peers[0].selector.matchLabels'],
+      ],
+      [
+        { name: 'p2', selector: {}, ingress: [{ ports: [{ protocol: 'tcp', port: 0 }] }] },
+        ['ingress[0].ports[0].port'],
+      ],
+      [
+        {
+          name: 'p2',
+          selector: {},
+          ingress: [{ ports: [{ protocol: 'udp', port: 1, endPort: 65536 }] }],
+        },
+        ['ingress[0].ports[0].endPort'],
+      ],
+      [
+        { name: 'p2', selector: {}, ingress: [{ ports: [{ protocol: 'any', endPort: 5 }] }] },
+        ['ingress[0].ports[0].endPort'],
+      ],
+      [
+        {
+          name: 'p2',
+          selector: {},
+          ingress: [{ ports: [{ protocol: 'tcp', port: 'x', endPort: 80 }] }],
+        },
+        ['ingress[0].ports[0].port'],
+      ],
+      [{ name: 'p2', selector: {}, ingress: many(65, () => ({})) }, ['ingress']],
+      [
+        {
+          name: 'p2',
+          selector: {},
+          ingress: [{ peers: many(65, () => ({ cidr: '10.0.0.0/8' })) }],
+        },
+        ['ingress[0].peers'],
+      ],
+      [
+        {
+          name: 'p2',
+          selector: {},
+          egress: [{ ports: many(65, (i) => ({ protocol: 'tcp', port: i + 1 })) }],
+        },
+        ['egress[0].ports'],
+      ],
+      [
+        { name: 'p2', selector: { matchExpressions: many(65, () => expr(['v'])) }, ingress: [] },
+        ['selector.matchExpressions'],
+      ],
+      [
+        {
+          name: 'p2',
+          selector: { matchExpressions: [expr(many(65, (i) => `v${i}`))] },
+          ingress: [],
+        },
+        ['selector.matchExpressions[0].values'],
+      ],
+    ];
+    for (const [body, want] of cases) {
+      const r = await t.post('/policies', body).expect(400);
+      expect([JSON.stringify(body), fields(r)]).toEqual([JSON.stringify(body), want]);
+    }
+    await t
+      .post('/policies', {
+        name: 'p2',
+        selector: {},
+        egress: [{ peers: [{ selector: {}, networks: ['no-such-net'] }] }],
+      })
+      .expect(404);
+    const atLimit = {
+      name: 'limits',
+      selector: {
+        matchExpressions: [expr(many(64, (i) => `v${i}`)), ...many(63, () => expr(['v']))],
+      },
+      ingress: [
+        {
+          peers: many(64, (i) => ({ cidr: `10.${i}.0.0/16` })),
+          ports: many(64, (i) => ({ protocol: 'tcp', port: i + 1 })),
+        },
+        ...many(63, () => ({})),
+      ],
+    };
+    const big = await t.post('/policies', atLimit).expect(201);
+    expect(big.body.ingress).toHaveLength(64);
+    expect(big.body.selector.matchExpressions[0].values).toHaveLength(64);
+    expect(big.body.ingress[0].peers).toHaveLength(64);
+    await t.del('/policies/limits').expect(200);
+  });
+
+  it('keeps the id of a deleted network, which then matches nothing', async () => {
+    const gone = await t.newNetwork('overlay', '10.72.0.0/24');
+    const c = await t
+      .post('/policies', {
+        name: 'dangling',
+        selector: {},
+        networks: [gone.name],
+        ingress: [{ peers: [{ selector: {}, networks: [gone.id, net.name] }] }],
+      })
+      .expect(201);
+    expect(c.body.networks).toEqual([gone.name]);
+    await t.del(`/networks/${gone.id}`).expect(200);
+    const g = await t.get('/policies/dangling').expect(200);
+    expect(g.body.networkIds).toEqual([gone.id]);
+    expect(g.body.networks).toEqual([]);
+    expect(g.body.ingress[0].peers[0].networkIds).toEqual([gone.id, net.id].sort());
+    expect(g.body.ingress[0].peers[0].networks).toEqual([net.name]);
+    // It selects nothing: no host holds policy resources for it.
+    expect(await kinds(h1.id)).toEqual([]);
+    expect(await kinds(h2.id)).toEqual([]);
+    await t.del('/policies/dangling').expect(200);
+  });
+
+  it('lists policies in pages with a cursor', async () => {
+    for (let i = 0; i < 5; i++)
+      await t.post('/policies', { name: `page-p${i}`, selector: {}, egress: [{}] }).expect(201);
+    const names: string[] = [];
+    let cursor: string | null = null;
+    let pages = 0;
+    do {
+      const res: { body: { items: { name: string }[]; nextCursor: string | null } } = await t
+        .get(`/policies?limit=2${cursor ? `&cursor=${cursor}` : ''}`)
+        .expect(200);
+      expect(res.body.items.length).toBeLessThanOrEqual(2);
+      names.push(...res.body.items.map((p) => p.name));
+      cursor = res.body.nextCursor;
+      pages++;
+    } while (cursor);
+    expect(names).toEqual(['page-p0', 'page-p1', 'page-p2', 'page-p3', 'page-p4']);
+    expect(pages).toBe(3);
+    const all = (await t.get('/policies?limit=1000').expect(200)).body;
+    expect(all.nextCursor).toBeNull();
+    expect(all.items).toHaveLength(5);
+    await t.get('/policies?limit=0').expect(400);
+    await t.get('/policies?cursor=garbage').expect(400);
+    for (let i = 0; i < 5; i++) await t.del(`/policies/page-p${i}`).expect(200);
+  });
 });

@@ -6,6 +6,7 @@
  * service).
  */
 import {
+  contains,
   isCanonicalCidr,
   parseCidr,
   POLICY_PROTOCOLS,
@@ -81,19 +82,21 @@ function selector(p: Problems, field: string, v: unknown): LabelSelector {
           p.add(`${ef}.operator`, `${ef}.operator must be one of ${SELECTOR_OPERATORS.join(', ')}`);
         const needsValues = op === 'In' || op === 'NotIn';
         let values: string[] = [];
-        if (e.values !== undefined) {
-          if (
-            !Array.isArray(e.values) ||
+        if (
+          e.values !== undefined &&
+          (!Array.isArray(e.values) ||
             e.values.length > MAX_VALUES ||
-            !e.values.every((x) => typeof x === 'string' && LABEL_VALUE_PATTERN.test(x))
-          ) {
-            p.add(`${ef}.values`, `${ef}.values must be at most ${MAX_VALUES} label values`);
-          } else values = [...new Set(e.values as string[])].sort();
+            !e.values.every((x) => typeof x === 'string' && LABEL_VALUE_PATTERN.test(x)))
+        ) {
+          // One message per field: a refused list is not also reported as empty.
+          p.add(`${ef}.values`, `${ef}.values must be at most ${MAX_VALUES} label values`);
+        } else {
+          if (e.values !== undefined) values = [...new Set(e.values as string[])].sort();
+          if (needsValues && values.length === 0)
+            p.add(`${ef}.values`, `${ef}.values must hold at least one value for ${op}`);
+          if (!needsValues && values.length > 0 && SELECTOR_OPERATORS.includes(op))
+            p.add(`${ef}.values`, `${ef}.values must be empty for ${op}`);
         }
-        if (needsValues && values.length === 0)
-          p.add(`${ef}.values`, `${ef}.values must hold at least one value for ${op}`);
-        if (!needsValues && values.length > 0 && SELECTOR_OPERATORS.includes(op))
-          p.add(`${ef}.values`, `${ef}.values must be empty for ${op}`);
         matchExpressions.push({ key, operator: op, values });
       });
     }
@@ -149,7 +152,10 @@ function port(p: Problems, field: string, v: unknown): PolicyPort | null {
     if (!withPorts) p.add(`${field}.endPort`, `${field}.endPort is only for tcp and udp`);
     else if (!isPort(v.endPort))
       p.add(`${field}.endPort`, `${field}.endPort must be an integer from 1 to 65535`);
-    else if (from === null) p.add(`${field}.endPort`, `${field}.endPort needs port`);
+    else if (v.port === undefined || v.port === null)
+      p.add(`${field}.endPort`, `${field}.endPort needs port`);
+    else if (from === null)
+      return null; // port is refused already
     else if ((v.endPort as number) < from)
       p.add(`${field}.endPort`, `${field}.endPort must not be below port`);
     else to = v.endPort === from ? null : (v.endPort as number);
@@ -202,10 +208,7 @@ function rules(p: Problems, field: string, v: unknown): RawRule[] | null {
                   if (!e || !c) return;
                   const outer = parseCidr(c)!;
                   const inner = parseCidr(e)!;
-                  const inside =
-                    inner.prefix >= outer.prefix &&
-                    (outer.prefix === 0 ||
-                      inner.base >>> (32 - outer.prefix) === outer.base >>> (32 - outer.prefix));
+                  const inside = inner.prefix >= outer.prefix && contains(outer, inner.base);
                   if (!inside)
                     p.add(`${pf}.except[${k}]`, `${pf}.except[${k}] must lie inside ${c}`);
                   else except.push(e);

@@ -55,20 +55,6 @@ export function reachOf(ix: TopologyIndex, network: string): string[] {
   return [network, ...ix.peers(network)];
 }
 
-/** True when the set's peer matches an instance in the set's reach. */
-export function setMatches(
-  ix: TopologyIndex,
-  set: PeerSet,
-  inst: Pick<Instance, 'networkId' | 'labels'>,
-): boolean {
-  if (!ix.networks.has(inst.networkId) || !ix.networks.has(set.network)) return false;
-  const ids = set.peer.networkIds;
-  if (ids.length > 0 && !ids.includes(inst.networkId)) return false;
-  if (inst.networkId !== set.network && !ix.peers(set.network).includes(inst.networkId))
-    return false;
-  return matchesSelector(set.peer.selector, inst.labels);
-}
-
 /** The set's members now: matching instances of reach(N) (∩ the peer's networks). */
 export function setMembers(ix: TopologyIndex, set: PeerSet): Instance[] {
   if (!ix.networks.has(set.network)) return [];

@@ -7,6 +7,14 @@ import { cidrContains } from '../../../model/src/index.js';
 import type { PolicyPort } from '../../../model/src/index.js';
 import type { PolicyPeerSpec, PolicyRuleSpec } from '../resources.js';
 
+/** A protocol and destination port range ('other': protocols but tcp, udp and icmp). */
+export interface FlowPorts {
+  readonly protocol: 'tcp' | 'udp' | 'icmp' | 'other' | 'any';
+  /** tcp/udp only: the range `[port, endPort]`; null: every port. */
+  readonly port: number | null;
+  readonly endPort: number | null;
+}
+
 /** Is `address` a member of set `set`? */
 export type InSet = (set: string, address: string) => boolean;
 
@@ -160,15 +168,11 @@ export function firstAllowing(
 }
 
 /** A port space as the API's list of protocol/port ranges ('any' when it is everything). */
-export function describeSpace(s: PortSpace): {
-  protocol: 'tcp' | 'udp' | 'icmp' | 'other' | 'any';
-  port: number | null;
-  endPort: number | null;
-}[] {
+export function describeSpace(s: PortSpace): FlowPorts[] {
   const full = (rs: readonly Range[]) => rs.length === 1 && rs[0][0] === 0 && rs[0][1] === 65535;
   if (full(s.tcp) && full(s.udp) && s.icmp && s.other)
     return [{ protocol: 'any', port: null, endPort: null }];
-  const out: ReturnType<typeof describeSpace> = [];
+  const out: FlowPorts[] = [];
   for (const protocol of ['tcp', 'udp'] as const) {
     const rs = s[protocol];
     if (full(rs)) out.push({ protocol, port: null, endPort: null });

@@ -14,18 +14,11 @@
  * Everything is decided by the same functions as the reference (`compile.ts`).
  */
 import type { Instance, Policy } from '../../../model/src/index.js';
-import { policySelects } from '../../../model/src/index.js';
+import { matchesSelector, policySelects } from '../../../model/src/index.js';
 import { resourceEquals } from '../diff.js';
 import type { Resource, ResourceOf } from '../resources.js';
 import type { TopologyIndex } from '../topology-index.js';
-import {
-  instancePolicy,
-  memberResource,
-  reachOf,
-  setMatches,
-  setMembers,
-  type PeerSet,
-} from './compile.js';
+import { instancePolicy, memberResource, reachOf, setMembers, type PeerSet } from './compile.js';
 
 /** Writes one key of a host's state (undefined: delete). */
 export type PolicyWrite = (hostId: string, key: string, r: Resource | undefined) => void;
@@ -155,7 +148,14 @@ export class PolicyLayer {
       for (const s of this.byNetwork.get(i.networkId) ?? []) candidates.add(s);
     }
     for (const s of candidates) {
-      const want = cur && setMatches(this.ix, s.set, cur) ? cur.ip : null;
+      // `indexed` is reach(N) ∩ the peer's networks, kept current by recomputeSet.
+      const want =
+        cur &&
+        this.ix.networks.has(cur.networkId) &&
+        s.indexed.includes(cur.networkId) &&
+        matchesSelector(s.set.peer.selector, cur.labels)
+          ? cur.ip
+          : null;
       const have = s.members.get(id);
       if ((have?.spec.address ?? null) === want) continue;
       this.stats.membershipChanges++;

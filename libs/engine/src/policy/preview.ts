@@ -14,16 +14,11 @@ import {
   intersect,
   isEmpty,
   subtract,
+  type FlowPorts,
   type PortSpace,
 } from './evaluate.js';
 
-/** A protocol and destination port range whose verdict changes ('other': not tcp/udp/icmp). */
-export interface FlowPorts {
-  readonly protocol: 'tcp' | 'udp' | 'icmp' | 'other' | 'any';
-  /** tcp/udp only: the range `[port, endPort]`; null: every port. */
-  readonly port: number | null;
-  readonly endPort: number | null;
-}
+export type { FlowPorts } from './evaluate.js';
 
 /** Traffic from instance `from` to instance `to` (ids) whose verdict changes on `ports`. */
 export interface FlowChange {
