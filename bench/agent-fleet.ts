@@ -4,6 +4,7 @@
  * controller. Forked by bench/converge.ts with an IPC channel; see fleet-protocol.ts for
  * what it is asked and answers. Exits when the parent goes away.
  */
+import { parseArgs } from 'node:util';
 import { Agent } from '../apps/agent/src/agent.js';
 import { MemoryDataplane } from '../apps/agent/src/dataplane/memory.js';
 import {
@@ -15,6 +16,7 @@ import {
   type HostResources,
   type ResyncReport,
 } from './fleet-protocol.js';
+import { programVersion } from '../libs/version/src/index.js';
 
 interface Member {
   readonly name: string;
@@ -27,6 +29,31 @@ interface Member {
   /** Restart tracking: disconnected since the mark, and when it first applied after that. */
   droppedSinceMark: boolean;
   resyncAt: number | undefined;
+}
+
+const USAGE = `usage: node dist/bench/agent-fleet.js   (forked by bench/converge.ts)
+  no options but -h, --help, -V, --version: converge.ts sends it its orders over the IPC
+  channel (bench/fleet-protocol.ts)`;
+
+// An unknown option or argument: the message and the usage, exit 2.
+const { values: argv } = (() => {
+  try {
+    return parseArgs({
+      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
+      strict: true,
+    });
+  } catch (e) {
+    console.error(`agent-fleet: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
+    process.exit(2);
+  }
+})();
+if (argv.help) {
+  console.log(USAGE);
+  process.exit(0);
+}
+if (argv.version) {
+  console.log(`agent-fleet ${programVersion()}`);
+  process.exit(0);
 }
 
 if (!process.send) {

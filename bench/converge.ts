@@ -22,6 +22,7 @@ import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import type pg from 'pg';
+import { programVersion } from '../libs/version/src/index.js';
 import { resourceEquals, type Resource } from '../libs/engine/src/index.js';
 import {
   wallNow,
@@ -80,34 +81,46 @@ const USAGE = `usage: npm run bench:converge -- [options]
   --cpu-prof                  run the controller under node --cpu-prof (bench/results/profiles/)
   --max-minutes N             stop the whole run (cleanly, writing what was measured) after this; default 45
   --label TEXT                a note kept in the JSON (e.g. which code was measured)
-  --help`;
+  -h, --help, -V, --version`;
 
-const { values: argv } = parseArgs({
-  options: {
-    shape: { type: 'string', default: 'small' },
-    layout: { type: 'string', default: 'spread' },
-    hosts: { type: 'string' },
-    networks: { type: 'string' },
-    instances: { type: 'string' },
-    bulks: { type: 'string', default: '5' },
-    'bulk-size': { type: 'string', default: '1000' },
-    concurrent: { type: 'string', default: '1000' },
-    clients: { type: 'string', default: '10,50' },
-    singles: { type: 'string', default: '200' },
-    'phase-seconds': { type: 'string', default: '120' },
-    verify: { type: 'string', default: '5' },
-    'heartbeat-ms': { type: 'string', default: '10000' },
-    'backoff-min-ms': { type: 'string', default: '100' },
-    'backoff-max-ms': { type: 'string', default: '2000' },
-    'cpu-prof': { type: 'boolean', default: false },
-    'max-minutes': { type: 'string', default: '45' },
-    label: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+// An unknown option or a missing value: the message and the usage, exit 2.
+const { values: argv } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        shape: { type: 'string', default: 'small' },
+        layout: { type: 'string', default: 'spread' },
+        hosts: { type: 'string' },
+        networks: { type: 'string' },
+        instances: { type: 'string' },
+        bulks: { type: 'string', default: '5' },
+        'bulk-size': { type: 'string', default: '1000' },
+        concurrent: { type: 'string', default: '1000' },
+        clients: { type: 'string', default: '10,50' },
+        singles: { type: 'string', default: '200' },
+        'phase-seconds': { type: 'string', default: '120' },
+        verify: { type: 'string', default: '5' },
+        'heartbeat-ms': { type: 'string', default: '10000' },
+        'backoff-min-ms': { type: 'string', default: '100' },
+        'backoff-max-ms': { type: 'string', default: '2000' },
+        'cpu-prof': { type: 'boolean', default: false },
+        'max-minutes': { type: 'string', default: '45' },
+        label: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'V', default: false },
+      },
+      strict: true,
+    });
+  } catch (e) {
+    return usageError(e instanceof Error ? e.message : String(e));
+  }
+})();
 if (argv.help) {
   console.log(USAGE);
+  process.exit(0);
+}
+if (argv.version) {
+  console.log(`bench:converge ${programVersion()}`);
   process.exit(0);
 }
 

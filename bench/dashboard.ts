@@ -20,6 +20,7 @@ import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
 import { parseArgs } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { programVersion } from '../libs/version/src/index.js';
 import {
   ADMIN_TOKEN,
   api,
@@ -45,21 +46,33 @@ const USAGE = `usage: npm run bench:dashboard -- [options]
   --creates N               REST creates timed to their appearance in the page; default 20
   --max-minutes N           stop the whole run (writing what was measured) after this; default 30
   --label TEXT              a note kept in the JSON
-  --help
+  -h, --help, -V, --version
 Chromium: CHROMIUM_PATH, else /usr/bin/chromium.`;
 
-const { values: argv } = parseArgs({
-  options: {
-    shape: { type: 'string', default: 'large' },
-    creates: { type: 'string', default: '20' },
-    'max-minutes': { type: 'string', default: '30' },
-    label: { type: 'string' },
-    help: { type: 'boolean', default: false },
-  },
-  strict: true,
-});
+// An unknown option or a missing value: the message and the usage, exit 2.
+const { values: argv } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        shape: { type: 'string', default: 'large' },
+        creates: { type: 'string', default: '20' },
+        'max-minutes': { type: 'string', default: '30' },
+        label: { type: 'string' },
+        help: { type: 'boolean', short: 'h', default: false },
+        version: { type: 'boolean', short: 'V', default: false },
+      },
+      strict: true,
+    });
+  } catch (e) {
+    return usageError(e instanceof Error ? e.message : String(e));
+  }
+})();
 if (argv.help) {
   console.log(USAGE);
+  process.exit(0);
+}
+if (argv.version) {
+  console.log(`bench:dashboard ${programVersion()}`);
   process.exit(0);
 }
 function usageError(message: string): never {

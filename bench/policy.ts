@@ -16,12 +16,34 @@ import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import type { Host, Instance, Network, Policy, Router } from '../libs/model/src/index.js';
 import { DesiredStateEngine } from '../libs/engine/src/index.js';
+import { programVersion } from '../libs/version/src/index.js';
 
-const { values: argv } = parseArgs({
-  options: { changes: { type: 'string', default: '500' }, help: { type: 'boolean' } },
-});
+const USAGE = `usage: npm run bench:policy -- [options]
+  --changes N                 label changes timed; default 500
+  -h, --help, -V, --version`;
+
+// An unknown option or a missing value: the message and the usage, exit 2.
+const { values: argv } = (() => {
+  try {
+    return parseArgs({
+      options: {
+        changes: { type: 'string', default: '500' },
+        help: { type: 'boolean', short: 'h' },
+        version: { type: 'boolean', short: 'V' },
+      },
+      strict: true,
+    });
+  } catch (e) {
+    console.error(`bench:policy: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
+    process.exit(2);
+  }
+})();
 if (argv.help) {
-  console.log('usage: npm run bench:policy -- [--changes N]  (label changes timed; default 500)');
+  console.log(USAGE);
+  process.exit(0);
+}
+if (argv.version) {
+  console.log(`bench:policy ${programVersion()}`);
   process.exit(0);
 }
 const CHANGES = Number(argv.changes);

@@ -1,12 +1,23 @@
 #!/usr/bin/env node
 /**
  * `npm run lab -- up|down|status|exec`: the lab CLI. Everything it does is in lab.ts,
- * which the real-packet tests drive directly.
+ * which the real-packet tests drive directly; its arguments are parsed by args.ts.
  */
 import { spawnSync } from 'node:child_process';
-import { parseArgs } from 'node:util';
+import { resolve } from 'node:path';
+import { programVersion } from '../../libs/version/src/index.js';
+import { parseLabArgs, UsageError, type LabArgs } from './args.js';
 import { controllerFromEnv } from './controller-client.js';
-import { DEFAULTS, execArgv, formatStatus, labDown, labStatus, labUp, readState } from './lab.js';
+import {
+  DEFAULTS,
+  execArgv,
+  formatStatus,
+  labDown,
+  labStatus,
+  labUp,
+  readState,
+  type LabState,
+} from './lab.js';
 
 const USAGE = `usage: npm run lab -- <command> [options]
 
@@ -15,12 +26,19 @@ const USAGE = `usage: npm run lab -- <command> [options]
         wired to it (eth0, and eth0.<vid> for every VLAN of the controller's VLAN pool),
         registers the hosts h1…hN with the controller and starts one linux agent per host
   status                     hosts, agents, revisions and instances
-  exec <instance> -- <cmd…>  runs a command inside an instance's namespace
+  exec <instance> -- <cmd…>  runs a command inside an instance's namespace: everything after
+                             the first -- is the command, untouched (without --: everything
+                             after the instance name)
   down [--deregister]        removes every namespace, process and file of the lab
                              (--deregister: also delete its hosts from the controller)
 
+Options go before or after the command (for exec: anywhere before the command it runs).
 common options:
-  --dir ${DEFAULTS.dir}    where the lab keeps its state, agent logs and pid files
+  --dir ${DEFAULTS.dir}       where the lab keeps its state, agent logs and pid files
+  --prefix P       up: the namespace prefix of a new lab (default ${DEFAULTS.prefix});
+                   status, exec, down: fail unless the lab in --dir has prefix P
+  -h, --help       this text
+  -V, --version    the version (lab <version>)
 
 The controller is found through LATTICE_URL (default http://127.0.0.1:8080) and
 LATTICE_ADMIN_TOKEN (default: the token in \${LATTICE_DATA_DIR:-.lattice}/admin-token).
@@ -43,59 +61,49 @@ function needToken(): { url: string; token: string } {
   return { url: c.url, token: c.token };
 }
 
-async function main(): Promise<void> {
-  const argv = process.argv.slice(2);
-  const command = argv[0];
-  if (!command || command === '--help' || command === '-h' || command === 'help') {
-    console.log(USAGE);
-    return;
+/** The lab's state must carry the --prefix asked for (the state itself is found by --dir). */
+function checkPrefix(s: LabState | null, dir: string, prefix: string | undefined): void {
+  if (s && prefix !== undefined && s.prefix !== prefix) {
+    fail(
+      `the lab in ${resolve(dir)} has prefix "${s.prefix}", not "${prefix}": give the --dir ` +
+        `of the lab with prefix "${prefix}", or leave --prefix out`,
+    );
   }
-  if (command === 'exec') {
-    // exec <instance> [--dir D] [--] <command…>: everything after the instance name (and
-    // an optional `--`) is the command, untouched.
-    let rest = argv.slice(1);
-    let dir: string = DEFAULTS.dir;
-    if (rest[0] === '--dir') {
-      dir = rest[1];
-      rest = rest.slice(2);
-    }
-    const instance = rest[0];
-    let cmd = rest.slice(1);
-    if (cmd[0] === '--') cmd = cmd.slice(1);
-    if (!instance || cmd.length === 0) fail(`usage: exec <instance> -- <command…>`, 2);
-    const s = readState(dir);
-    if (!s) fail(`no lab in ${dir}: start one with \`npm run lab -- up\``);
-    const full = await execArgv(s, instance, cmd);
-    const r = spawnSync(full[0], full.slice(1), { stdio: 'inherit' });
-    process.exit(r.status ?? 1);
-  }
+}
 
-  let values;
+async function main(): Promise<void> {
+  let args: LabArgs;
   try {
-    ({ values } = parseArgs({
-      args: argv.slice(1),
-      options: {
-        hosts: { type: 'string' },
-        prefix: { type: 'string' },
-        underlay: { type: 'string' },
-        dir: { type: 'string', default: DEFAULTS.dir },
-        deregister: { type: 'boolean' },
-      },
-      strict: true,
-    }));
+    args = parseLabArgs(process.argv.slice(2));
   } catch (e) {
-    fail(`${e instanceof Error ? e.message : String(e)}\n${USAGE}`, 2);
+    if (e instanceof UsageError) fail(`${e.message}\n${USAGE}`, 2);
+    throw e;
   }
   const log = (line: string) => console.log(line);
-  switch (command) {
+  switch (args.command) {
+    case 'help':
+      console.log(USAGE);
+      return;
+    case 'version':
+      console.log(`lab ${programVersion()}`);
+      return;
+    case 'exec': {
+      const { dir, prefix } = args.options;
+      const s = readState(dir);
+      if (!s) fail(`no lab in ${resolve(dir)}: start one with \`npm run lab -- up\``);
+      checkPrefix(s, dir, prefix);
+      const full = await execArgv(s, args.instance, args.cmd);
+      const r = spawnSync(full[0], full.slice(1), { stdio: 'inherit' });
+      process.exit(r.status ?? 1);
+    }
     case 'up': {
+      const o = args.options;
       const { url, token } = needToken();
-      const hosts = values.hosts === undefined ? undefined : Number(values.hosts);
       const { state, elapsedMs } = await labUp({
-        dir: values.dir,
-        prefix: values.prefix,
-        hosts,
-        underlay: values.underlay,
+        dir: o.dir,
+        prefix: o.prefix,
+        hosts: o.hosts,
+        underlay: o.underlay,
         controllerUrl: url,
         adminToken: token,
         log,
@@ -107,23 +115,25 @@ async function main(): Promise<void> {
       return;
     }
     case 'status': {
+      const { dir, prefix } = args.options;
+      checkPrefix(readState(dir), dir, prefix);
       const c = controllerFromEnv();
-      const st = await labStatus({ dir: values.dir, controllerUrl: c.url, adminToken: c.token });
+      const st = await labStatus({ dir, controllerUrl: c.url, adminToken: c.token });
       console.log(formatStatus(st));
       return;
     }
     case 'down': {
-      const deregister = values.deregister
+      const { dir, prefix } = args.options;
+      checkPrefix(readState(dir), dir, prefix);
+      const deregister = args.options.deregister
         ? (() => {
             const { url, token } = needToken();
             return { controllerUrl: url, adminToken: token };
           })()
         : undefined;
-      await labDown({ dir: values.dir, deregister, log });
+      await labDown({ dir, deregister, log });
       return;
     }
-    default:
-      fail(`unknown command "${command}"\n${USAGE}`, 2);
   }
 }
 

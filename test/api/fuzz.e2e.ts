@@ -79,6 +79,8 @@ interface Operation {
   readonly responses: string[];
   readonly mutating: boolean;
   readonly isPublic: boolean;
+  /** The operation takes a join token (POST /join), not an API token. */
+  readonly joinToken: boolean;
 }
 
 function operations(): Operation[] {
@@ -96,6 +98,7 @@ function operations(): Operation[] {
         responses: Object.keys(op.responses ?? {}),
         mutating: m !== 'get',
         isPublic: Array.isArray(op.security) && op.security.length === 0,
+        joinToken: Array.isArray(op.security) && op.security.some((x: Json) => 'joinToken' in x),
       };
     }),
   );
@@ -109,14 +112,15 @@ const resolve = (s: Json): Json =>
 // the objects created before the run (never deleted: DELETEs name only objects the run
 // created), those the run created, by id and by name, and some that do not exist.
 
-type Kind = 'hosts' | 'networks' | 'instances' | 'routers' | 'policies';
-const KINDS: Kind[] = ['hosts', 'networks', 'instances', 'routers', 'policies'];
+type Kind = 'hosts' | 'networks' | 'instances' | 'routers' | 'policies' | 'join-tokens';
+const KINDS: Kind[] = ['hosts', 'networks', 'instances', 'routers', 'policies', 'join-tokens'];
 const seeded: Record<Kind, string[]> = {
   hosts: [],
   networks: [],
   instances: [],
   routers: [],
   policies: [],
+  'join-tokens': [],
 };
 const created: Record<Kind, string[]> = {
   hosts: [],
@@ -124,8 +128,10 @@ const created: Record<Kind, string[]> = {
   instances: [],
   routers: [],
   policies: [],
+  'join-tokens': [],
 };
 const cursors: string[] = [];
+let joinToken = '';
 
 /** One of the references in `list()` as it is when the value is generated. */
 const pick = (list: () => string[]) =>
@@ -154,13 +160,13 @@ const refArb = (kind: Kind, deleting: boolean) =>
 function refKind(name: string, where = ''): Kind | undefined {
   if (['network', 'networks', 'attach', 'detach'].includes(name)) return 'networks';
   if (name === 'host') return 'hosts';
-  if (name === 'idOrName') return /\/api\/v1\/(\w+)/.exec(where)?.[1] as Kind;
+  if (name === 'idOrName') return /\/api\/v1\/([\w-]+)/.exec(where)?.[1] as Kind;
   return undefined;
 }
 
 /** What a 201 created and a DELETE deleted, for later references. */
 function track(p: Parts, res: Answer): void {
-  const kind = /^\/api\/v1\/(\w+)/.exec(p.op.template)?.[1] as Kind;
+  const kind = /^\/api\/v1\/([\w-]+)/.exec(p.op.template)?.[1] as Kind;
   if (!KINDS.includes(kind)) return;
   if (res.status === 201 && p.op.method === 'POST') {
     const items = (Array.isArray(res.body?.items) ? res.body.items : [res.body]) as Json[];
@@ -450,7 +456,7 @@ function validParts(op: Operation): fc.Arbitrary<Parts> {
     path,
     query,
     body,
-    token: op.isPublic ? null : ADMIN_TOKEN,
+    token: op.isPublic ? null : op.joinToken ? joinToken : ADMIN_TOKEN,
   }));
 }
 
@@ -798,7 +804,7 @@ const mutations: Record<string, Mutation> = {
           .constantFrom('wrong-token-0123456789', 'x', ADMIN_TOKEN + 'x')
           .map((token) => ({ ...p, token, expect: status(401) })),
   'token-viewer': (p) =>
-    p.op.mutating && !p.op.isPublic
+    p.op.mutating && !p.op.isPublic && !p.op.joinToken
       ? fc.constant({ ...p, token: VIEWER_TOKEN, expect: status(403) })
       : undefined,
   // Methods the path does not have.
@@ -873,6 +879,9 @@ function mutatedParts(op: Operation): fc.Arbitrary<Parts> {
 beforeAll(async () => {
   t = await startController({ env: { LATTICE_BODY_LIMIT: String(BODY_LIMIT) } });
   contract = await loadContract(t.url);
+  // the join token generated joins use: enough uses for every run
+  joinToken = (await t.post('/join-tokens', { name: 'fz-join', maxUses: 1_000_000 }).expect(201))
+    .body.token as string;
   doc = contract.document;
   // Objects for the generated references to find (one network of every model and variant).
   const hosts = [await t.newHost(), await t.newHost(), await t.newHost()];
@@ -894,6 +903,7 @@ beforeAll(async () => {
     ['networks', nets],
     ['instances', insts],
     ['routers', [router]],
+    ['join-tokens', [(await t.post('/join-tokens', { name: 'fz-j1' }).expect(201)).body]],
     [
       'policies',
       [(await t.post('/policies', { name: 'fz-p1', selector: {}, ingress: [] }).expect(201)).body],

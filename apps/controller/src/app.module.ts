@@ -21,6 +21,8 @@ import { HostMetrics } from './metrics/host-metrics.js';
 import { MetricsService } from './metrics/metrics.service.js';
 import { NetworksController } from './networks/networks.controller.js';
 import { NetworksService } from './networks/networks.service.js';
+import { JoinController, JoinTokensController } from './join-tokens/join-tokens.controller.js';
+import { JoinTokensService } from './join-tokens/join-tokens.service.js';
 import { PoolsController } from './pools/pools.controller.js';
 import { PoolsService } from './pools/pools.service.js';
 import { CompactionService } from './revisions/compaction.service.js';
@@ -53,6 +55,8 @@ export class AppModule {
         InstancesController,
         RoutersController,
         PoliciesController,
+        JoinTokensController,
+        JoinController,
         PoolsController,
         MetricsController,
         TraceController,
@@ -79,6 +83,7 @@ export class AppModule {
         InstancesService,
         RoutersService,
         PoliciesService,
+        JoinTokensService,
         MetricsService,
         HostMetrics,
         TraceService,

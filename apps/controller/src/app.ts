@@ -118,12 +118,18 @@ export async function createController(config: Config): Promise<Controller> {
         'The admin token (LATTICE_ADMIN_TOKEN, or generated into the data directory on first ' +
         'start) may do everything; the viewer token (LATTICE_VIEWER_TOKEN) may only read.',
     })
+    .addSecurity('joinToken', {
+      type: 'http',
+      scheme: 'bearer',
+      description: 'A join token (`POST /join-tokens`): only `POST /join` takes one.',
+    })
     .addTag('health', 'liveness, without a token')
     .addTag('hosts', 'the machines that run an agent')
     .addTag('networks', 'virtual networks of any networking model')
     .addTag('instances', 'VMs or containers attached to a network on a host')
     .addTag('routers', 'distributed L3 routing between networks')
     .addTag('policies', 'network policy: who may talk to whom, previewed before it applies')
+    .addTag('join-tokens', 'tokens agents trade for a host of their own (self-registration)')
     .addTag('pools', 'VLAN id and VNI pools')
     .addTag('metrics', 'Prometheus metrics')
     .addTag('trace', 'packet trace computed from the desired state')

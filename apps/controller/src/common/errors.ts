@@ -172,6 +172,11 @@ const CONSTRAINTS: Record<string, ConstraintMeaning> = {
     object: 'policy',
     field: 'name',
   },
+  join_tokens_name_key: {
+    message: 'a join token with this name already exists',
+    object: 'join token',
+    field: 'name',
+  },
 };
 
 /** Tables as the API names what their rows are (for keys and checks not listed above). */
@@ -181,6 +186,7 @@ const OBJECTS: Record<string, string> = {
   instances: 'instance',
   routers: 'router',
   policies: 'policy',
+  join_tokens: 'join token',
   router_networks: 'router attachment',
   host_blocks: "host's address block",
   free_addresses: 'free address range',

@@ -42,10 +42,26 @@ export interface Config {
    * disconnected, and resynced when it comes back.
    */
   readonly agentQueueBytes: number;
+  /**
+   * A join token installed at every start as the one named `bootstrap`
+   * (`LATTICE_JOIN_TOKEN` or `_FILE`): for a dev stack or a fleet installer that starts
+   * agents with a token known in advance. Unset: join tokens come only from the API.
+   */
+  readonly bootstrapJoin: BootstrapJoin | undefined;
   /** Revisions the log keeps at least (older ones are compacted, see CompactionService). */
   readonly revisionRetention: number;
   /** A revision younger than this is kept whatever the retention (a lagging replica's margin). */
   readonly revisionMinAgeMs: number;
+}
+
+export interface BootstrapJoin {
+  readonly token: string;
+  /** joins it allows from each start (`LATTICE_JOIN_TOKEN_USES`, default 100) */
+  readonly maxUses: number;
+  /** valid this long from each start (`LATTICE_JOIN_TOKEN_TTL_S`, default 86400) */
+  readonly ttlSeconds: number;
+  /** a host may join again under a taken name (`LATTICE_JOIN_TOKEN_REJOIN=true`) */
+  readonly allowRejoin: boolean;
 }
 
 export interface TlsConfig {
@@ -235,6 +251,26 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
   const vniPool = parseRange('LATTICE_VNI_POOL', env.LATTICE_VNI_POOL, VNI_LIMITS, problems);
   const adminToken = tokenFrom('LATTICE_ADMIN_TOKEN', env, problems, warnings);
   const viewerToken = tokenFrom('LATTICE_VIEWER_TOKEN', env, problems, warnings);
+  const joinToken = tokenFrom('LATTICE_JOIN_TOKEN', env, problems, warnings);
+  const joinUses = parseInteger(
+    'LATTICE_JOIN_TOKEN_USES',
+    env.LATTICE_JOIN_TOKEN_USES,
+    100,
+    1,
+    1_000_000,
+    problems,
+  );
+  const joinTtl = parseInteger(
+    'LATTICE_JOIN_TOKEN_TTL_S',
+    env.LATTICE_JOIN_TOKEN_TTL_S,
+    86_400,
+    60,
+    366 * 86_400,
+    problems,
+  );
+  const joinRejoin = env.LATTICE_JOIN_TOKEN_REJOIN || 'false';
+  if (!['true', 'false'].includes(joinRejoin))
+    problems.push(`LATTICE_JOIN_TOKEN_REJOIN must be true or false, got "${joinRejoin}"`);
   const logLevel = (env.LATTICE_LOG_LEVEL ?? 'log') as Config['logLevel'];
   if (!['error', 'warn', 'log', 'debug'].includes(logLevel)) {
     problems.push(`LATTICE_LOG_LEVEL must be one of error, warn, log, debug`);
@@ -255,6 +291,15 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     dataDir: resolve(env.LATTICE_DATA_DIR || '.lattice'),
     adminToken,
     viewerToken,
+    bootstrapJoin:
+      joinToken === undefined
+        ? undefined
+        : {
+            token: joinToken,
+            maxUses: joinUses,
+            ttlSeconds: joinTtl,
+            allowRejoin: joinRejoin === 'true',
+          },
     vlanPool,
     vniPool,
     bodyLimit,

@@ -4,6 +4,7 @@ import { ClusterIdentity1764400000000 } from '../../../../migrations/17644000000
 import { AllocationRanges1764500000000 } from '../../../../migrations/1764500000000-AllocationRanges.js';
 import { InstanceLabels1764600000000 } from '../../../../migrations/1764600000000-InstanceLabels.js';
 import { Policies1764700000000 } from '../../../../migrations/1764700000000-Policies.js';
+import { JoinTokens1764800000000 } from '../../../../migrations/1764800000000-JoinTokens.js';
 import { ENTITIES } from './entities.js';
 
 /** Every migration, in order. Listed explicitly: ESM builds cannot glob-load classes. */
@@ -13,6 +14,7 @@ export const MIGRATIONS = [
   AllocationRanges1764500000000,
   InstanceLabels1764600000000,
   Policies1764700000000,
+  JoinTokens1764800000000,
 ];
 
 /** Serialises migration runs of replicas that start together on one database. */

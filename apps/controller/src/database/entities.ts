@@ -103,6 +103,22 @@ export class PolicyEntity {
   @Column({ type: 'timestamptz', name: 'updated_at' }) updatedAt!: Date;
 }
 
+@Entity('join_tokens')
+export class JoinTokenEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column('text') name!: string;
+  @Column({ type: 'text', name: 'token_hash', select: false }) tokenHash!: string;
+  @Column('text') description!: string;
+  @Column('jsonb') labels!: Record<string, string>;
+  @Column({ type: 'boolean', name: 'allow_rejoin' }) allowRejoin!: boolean;
+  @Column({ type: 'integer', name: 'max_uses' }) maxUses!: number;
+  @Column('integer') uses!: number;
+  @Column({ type: 'timestamptz', name: 'expires_at' }) expiresAt!: Date;
+  @Column({ type: 'timestamptz', name: 'revoked_at', nullable: true }) revokedAt!: Date | null;
+  @Column({ type: 'timestamptz', name: 'last_used_at', nullable: true }) lastUsedAt!: Date | null;
+  @CreateDateColumn({ type: 'timestamptz', name: 'created_at' }) createdAt!: Date;
+}
+
 @Entity('router_networks')
 export class RouterNetworkEntity {
   @PrimaryColumn({ type: 'uuid', name: 'router_id' }) routerId!: string;
@@ -132,6 +148,7 @@ export const ENTITIES = [
   RouterEntity,
   RouterNetworkEntity,
   PolicyEntity,
+  JoinTokenEntity,
   PoolEntity,
   RevisionEntity,
 ];

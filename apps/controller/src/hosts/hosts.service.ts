@@ -105,29 +105,77 @@ export class HostsService {
    */
   async create(dto: CreateHostDto) {
     const agentToken = newToken(`lah`);
-    const { result: saved, revision } = await this.revisions.mutate(async (tx) => {
-      const saved = await tx.manager.save(
-        tx.manager.create(HostEntity, {
-          name: dto.name,
-          underlayIp: dto.underlayIp,
-          uplink: dto.uplink ?? 'eth0',
-          asn: dto.asn ?? null,
-          labels: dto.labels ?? {},
-          agentTokenHash: hashToken(agentToken),
-          agentConnected: false,
-          agentLastSeen: null,
-          agentVersion: null,
-          agentErrors: [],
-          agentDrift: [],
-          appliedRevision: 0,
-          desiredRevision: 0,
-          revision: 0,
-        }),
-      );
-      tx.record({ type: 'host.upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
-      return saved;
-    });
+    const { result: saved, revision } = await this.revisions.mutate((tx) =>
+      this.insert(tx, dto, agentToken),
+    );
     return { ...this.view({ ...saved, revision }), agentToken, revision };
+  }
+
+  /** Writes a new host with the hash of `agentToken`, inside `tx` (a create or a join). */
+  async insert(tx: Tx, dto: CreateHostDto, agentToken: string): Promise<HostEntity> {
+    const saved = await tx.manager.save(
+      tx.manager.create(HostEntity, {
+        name: dto.name,
+        underlayIp: dto.underlayIp,
+        uplink: dto.uplink ?? 'eth0',
+        asn: dto.asn ?? null,
+        labels: dto.labels ?? {},
+        agentTokenHash: hashToken(agentToken),
+        agentConnected: false,
+        agentLastSeen: null,
+        agentVersion: null,
+        agentErrors: [],
+        agentDrift: [],
+        appliedRevision: 0,
+        desiredRevision: 0,
+        revision: 0,
+      }),
+    );
+    tx.record({ type: 'host.upsert', host: toHost(saved) }, { table: 'hosts', id: saved.id });
+    return saved;
+  }
+
+  /**
+   * A host joining again under its name (`join-tokens`): it takes the underlay address,
+   * uplink and labels it reports and a new agent token, which revokes the old one (an agent
+   * still connected with it is disconnected, on any replica, once the caller has committed
+   * and called `agents.verify`).
+   */
+  async rejoin(
+    tx: Tx,
+    host: HostEntity,
+    dto: CreateHostDto,
+    agentToken: string,
+  ): Promise<HostEntity & { instanceCount: number }> {
+    const next: HostEntity = {
+      ...host,
+      underlayIp: dto.underlayIp,
+      uplink: dto.uplink ?? host.uplink,
+      asn: dto.asn === undefined ? host.asn : dto.asn,
+      labels: dto.labels ?? host.labels,
+      agentTokenHash: hashToken(agentToken),
+    };
+    await tx.manager.update(
+      HostEntity,
+      { id: host.id },
+      {
+        underlayIp: next.underlayIp,
+        uplink: next.uplink,
+        asn: next.asn,
+        labels: { ...next.labels },
+        agentTokenHash: next.agentTokenHash,
+      },
+    );
+    if (JSON.stringify(toHost(host)) !== JSON.stringify(toHost(next)))
+      tx.record({ type: 'host.upsert', host: toHost(next) }, { table: 'hosts', id: host.id });
+    await notifyAgents(tx, host.id);
+    const instanceCount = (await instanceCounts(tx.manager, [host.id])).get(host.id) ?? 0;
+    return { ...next, instanceCount };
+  }
+
+  /** The hosts' views as `view` makes them (for callers that hold the entity). */
+  viewOf(e: HostEntity, instanceCount = 0): HostView {
+    return this.view(e, instanceCount);
   }
 
   /** Changes a host's underlay address, uplink, ASN or labels; every host it affects follows. */
