@@ -3,6 +3,9 @@
  */
 import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { ControllerClient as BaseClient } from '../../apps/ctl/src/client.js';
+
+export { ApiError } from '../../apps/ctl/src/client.js';
 
 // The controller's own response shapes (type-only imports: nothing of NestJS is loaded).
 export type { HostView } from '../../apps/controller/src/hosts/hosts.service.js';
@@ -11,20 +14,6 @@ export type { PoolUsage } from '../../apps/controller/src/pools/pools.service.js
 import type { HostView } from '../../apps/controller/src/hosts/hosts.service.js';
 import type { InstanceView } from '../../apps/controller/src/instances/instances.service.js';
 import type { PoolUsage } from '../../apps/controller/src/pools/pools.service.js';
-
-export class ApiError extends Error {
-  constructor(
-    readonly status: number,
-    readonly body: unknown,
-    what: string,
-  ) {
-    const msg =
-      typeof body === 'object' && body !== null && 'message' in body
-        ? String(body.message)
-        : JSON.stringify(body);
-    super(`${what}: HTTP ${status}: ${msg}`);
-  }
-}
 
 /** Where the lab finds the controller: `LATTICE_URL` and `LATTICE_ADMIN_TOKEN`, or defaults. */
 export function controllerFromEnv(env: NodeJS.ProcessEnv = process.env): {
@@ -41,59 +30,10 @@ export function controllerFromEnv(env: NodeJS.ProcessEnv = process.env): {
   return { url, token, tokenSource: file };
 }
 
-export class ControllerClient {
-  constructor(
-    readonly url: string,
-    private readonly token: string,
-  ) {}
-
-  /** The agents' WebSocket endpoint on the same controller. */
-  get agentUrl(): string {
-    return `${this.url.replace(/^http/, 'ws')}/agent`;
-  }
-
-  async request<T>(method: string, path: string, body?: unknown): Promise<T> {
-    let res: Response;
-    try {
-      res = await fetch(`${this.url}/api/v1${path}`, {
-        method,
-        headers: {
-          authorization: `Bearer ${this.token}`,
-          ...(body === undefined ? {} : { 'content-type': 'application/json' }),
-        },
-        body: body === undefined ? undefined : JSON.stringify(body),
-        signal: AbortSignal.timeout(60_000),
-      });
-    } catch (e) {
-      const cause = e instanceof Error && e.cause instanceof Error ? ` (${e.cause.message})` : '';
-      throw new Error(
-        `cannot reach the controller at ${this.url}${cause}: is it running (\`npm start\`)? ` +
-          `Set LATTICE_URL to point elsewhere.`,
-      );
-    }
-    const text = await res.text();
-    let parsed: unknown = text;
-    try {
-      parsed = text ? JSON.parse(text) : null;
-    } catch {
-      // keep the text
-    }
-    if (!res.ok) throw new ApiError(res.status, parsed, `${method} /api/v1${path}`);
-    return parsed as T;
-  }
-
-  /** Every page of a list endpoint. */
-  async list<T>(path: string): Promise<T[]> {
-    const out: T[] = [];
-    let cursor: string | null = null;
-    do {
-      const sep = path.includes('?') ? '&' : '?';
-      const q: string = `${path}${sep}limit=1000${cursor ? `&cursor=${encodeURIComponent(cursor)}` : ''}`;
-      const page: { items: T[]; nextCursor: string | null } = await this.request('GET', q);
-      out.push(...page.items);
-      cursor = page.nextCursor;
-    } while (cursor);
-    return out;
+/** The shared client (apps/ctl/src/client.ts), with the calls the lab makes. */
+export class ControllerClient extends BaseClient {
+  constructor(url: string, token: string) {
+    super(url, token);
   }
 
   hosts(): Promise<HostView[]> {
