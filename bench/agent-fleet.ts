@@ -4,7 +4,6 @@
  * controller. Forked by bench/converge.ts with an IPC channel; see fleet-protocol.ts for
  * what it is asked and answers. Exits when the parent goes away.
  */
-import { parseArgs } from 'node:util';
 import { Agent } from '../apps/agent/src/agent.js';
 import { MemoryDataplane } from '../apps/agent/src/dataplane/memory.js';
 import {
@@ -16,7 +15,7 @@ import {
   type HostResources,
   type ResyncReport,
 } from './fleet-protocol.js';
-import { programVersion } from '../libs/version/src/index.js';
+import { benchCli } from './cli.js';
 
 interface Member {
   readonly name: string;
@@ -35,26 +34,7 @@ const USAGE = `usage: node dist/bench/agent-fleet.js   (forked by bench/converge
   no options but -h, --help, -V, --version: converge.ts sends it its orders over the IPC
   channel (bench/fleet-protocol.ts)`;
 
-// An unknown option or argument: the message and the usage, exit 2.
-const { values: argv } = (() => {
-  try {
-    return parseArgs({
-      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
-      strict: true,
-    });
-  } catch (e) {
-    console.error(`agent-fleet: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
-    process.exit(2);
-  }
-})();
-if (argv.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-if (argv.version) {
-  console.log(`agent-fleet ${programVersion()}`);
-  process.exit(0);
-}
+benchCli('agent-fleet', USAGE, {});
 
 if (!process.send) {
   console.error('agent-fleet is started by bench/converge.ts (it needs an IPC channel)');

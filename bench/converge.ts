@@ -20,9 +20,8 @@
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import type pg from 'pg';
-import { programVersion } from '../libs/version/src/index.js';
+import { benchCli } from './cli.js';
 import { resourceEquals, type Resource } from '../libs/engine/src/index.js';
 import {
   wallNow,
@@ -83,51 +82,26 @@ const USAGE = `usage: npm run bench:converge -- [options]
   --label TEXT                a note kept in the JSON (e.g. which code was measured)
   -h, --help, -V, --version`;
 
-// An unknown option or a missing value: the message and the usage, exit 2.
-const { values: argv } = (() => {
-  try {
-    return parseArgs({
-      options: {
-        shape: { type: 'string', default: 'small' },
-        layout: { type: 'string', default: 'spread' },
-        hosts: { type: 'string' },
-        networks: { type: 'string' },
-        instances: { type: 'string' },
-        bulks: { type: 'string', default: '5' },
-        'bulk-size': { type: 'string', default: '1000' },
-        concurrent: { type: 'string', default: '1000' },
-        clients: { type: 'string', default: '10,50' },
-        singles: { type: 'string', default: '200' },
-        'phase-seconds': { type: 'string', default: '120' },
-        verify: { type: 'string', default: '5' },
-        'heartbeat-ms': { type: 'string', default: '10000' },
-        'backoff-min-ms': { type: 'string', default: '100' },
-        'backoff-max-ms': { type: 'string', default: '2000' },
-        'cpu-prof': { type: 'boolean', default: false },
-        'max-minutes': { type: 'string', default: '45' },
-        label: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-        version: { type: 'boolean', short: 'V', default: false },
-      },
-      strict: true,
-    });
-  } catch (e) {
-    return usageError(e instanceof Error ? e.message : String(e));
-  }
-})();
-if (argv.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-if (argv.version) {
-  console.log(`bench:converge ${programVersion()}`);
-  process.exit(0);
-}
-
-function usageError(message: string): never {
-  console.error(`bench:converge: ${message}\n${USAGE}`);
-  process.exit(2);
-}
+const { values: argv, usageError } = benchCli('bench:converge', USAGE, {
+  shape: { type: 'string', default: 'small' },
+  layout: { type: 'string', default: 'spread' },
+  hosts: { type: 'string' },
+  networks: { type: 'string' },
+  instances: { type: 'string' },
+  bulks: { type: 'string', default: '5' },
+  'bulk-size': { type: 'string', default: '1000' },
+  concurrent: { type: 'string', default: '1000' },
+  clients: { type: 'string', default: '10,50' },
+  singles: { type: 'string', default: '200' },
+  'phase-seconds': { type: 'string', default: '120' },
+  verify: { type: 'string', default: '5' },
+  'heartbeat-ms': { type: 'string', default: '10000' },
+  'backoff-min-ms': { type: 'string', default: '100' },
+  'backoff-max-ms': { type: 'string', default: '2000' },
+  'cpu-prof': { type: 'boolean', default: false },
+  'max-minutes': { type: 'string', default: '45' },
+  label: { type: 'string' },
+});
 
 function int(name: string, raw: string | undefined, min: number, max = Infinity): number {
   const n = Number(raw);
@@ -145,7 +119,7 @@ const S = argv.networks === undefined ? base.S : int('networks', argv.networks, 
 const P = argv.instances === undefined ? base.P : int('instances', argv.instances, 0);
 const custom = H !== base.H || S !== base.S || P !== base.P;
 const SHAPE = custom ? `custom-${H}-${S}-${P}` : argv.shape;
-const LAYOUT: 'spread' | 'peer' = argv.layout;
+const LAYOUT = argv.layout as 'spread' | 'peer'; // checked just above
 const opt = {
   bulks: int('bulks', argv.bulks, 0),
   bulkSize: int('bulk-size', argv['bulk-size'], 1, 1000),

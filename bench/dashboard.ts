@@ -18,9 +18,8 @@
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import { cpus, totalmem } from 'node:os';
 import { join, relative } from 'node:path';
-import { parseArgs } from 'node:util';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { programVersion } from '../libs/version/src/index.js';
+import { benchCli } from './cli.js';
 import {
   ADMIN_TOKEN,
   api,
@@ -49,36 +48,12 @@ const USAGE = `usage: npm run bench:dashboard -- [options]
   -h, --help, -V, --version
 Chromium: CHROMIUM_PATH, else /usr/bin/chromium.`;
 
-// An unknown option or a missing value: the message and the usage, exit 2.
-const { values: argv } = (() => {
-  try {
-    return parseArgs({
-      options: {
-        shape: { type: 'string', default: 'large' },
-        creates: { type: 'string', default: '20' },
-        'max-minutes': { type: 'string', default: '30' },
-        label: { type: 'string' },
-        help: { type: 'boolean', short: 'h', default: false },
-        version: { type: 'boolean', short: 'V', default: false },
-      },
-      strict: true,
-    });
-  } catch (e) {
-    return usageError(e instanceof Error ? e.message : String(e));
-  }
-})();
-if (argv.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-if (argv.version) {
-  console.log(`bench:dashboard ${programVersion()}`);
-  process.exit(0);
-}
-function usageError(message: string): never {
-  console.error(`bench:dashboard: ${message}\n${USAGE}`);
-  process.exit(2);
-}
+const { values: argv, usageError } = benchCli('bench:dashboard', USAGE, {
+  shape: { type: 'string', default: 'large' },
+  creates: { type: 'string', default: '20' },
+  'max-minutes': { type: 'string', default: '30' },
+  label: { type: 'string' },
+});
 function int(name: string, raw: string, min: number): number {
   const n = Number(raw);
   if (!Number.isInteger(n) || n < min) usageError(`--${name} must be an integer from ${min}`);

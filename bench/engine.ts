@@ -13,7 +13,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import type {
   Host,
   HostBlock,
@@ -23,33 +22,14 @@ import type {
   Topology,
 } from '../libs/model/src/index.js';
 import { DesiredStateEngine, type Change } from '../libs/engine/src/index.js';
-import { programVersion } from '../libs/version/src/index.js';
+import { benchCli } from './cli.js';
 
 const USAGE = `usage: npm run bench:engine      (node [--expose-gc] dist/bench/engine.js)
   no options but -h, --help, -V, --version; the shape comes from the environment:
   BENCH_HOSTS (default 1000), BENCH_NETWORKS (1000), BENCH_INSTANCES (100000),
   BENCH_SAMPLES (single changes timed per kind; 300)`;
 
-// An unknown option or argument: the message and the usage, exit 2.
-const { values: argv } = (() => {
-  try {
-    return parseArgs({
-      options: { help: { type: 'boolean', short: 'h' }, version: { type: 'boolean', short: 'V' } },
-      strict: true,
-    });
-  } catch (e) {
-    console.error(`bench:engine: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
-    process.exit(2);
-  }
-})();
-if (argv.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-if (argv.version) {
-  console.log(`bench:engine ${programVersion()}`);
-  process.exit(0);
-}
+benchCli('bench:engine', USAGE, {});
 
 const H = Number(process.env.BENCH_HOSTS ?? 1000);
 const S = Number(process.env.BENCH_NETWORKS ?? 1000);

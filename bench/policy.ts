@@ -12,40 +12,18 @@
  */
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { resolve } from 'node:path';
-import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import type { Host, Instance, Network, Policy, Router } from '../libs/model/src/index.js';
 import { DesiredStateEngine } from '../libs/engine/src/index.js';
-import { programVersion } from '../libs/version/src/index.js';
+import { benchCli } from './cli.js';
 
 const USAGE = `usage: npm run bench:policy -- [options]
   --changes N                 label changes timed; default 500
   -h, --help, -V, --version`;
 
-// An unknown option or a missing value: the message and the usage, exit 2.
-const { values: argv } = (() => {
-  try {
-    return parseArgs({
-      options: {
-        changes: { type: 'string', default: '500' },
-        help: { type: 'boolean', short: 'h' },
-        version: { type: 'boolean', short: 'V' },
-      },
-      strict: true,
-    });
-  } catch (e) {
-    console.error(`bench:policy: ${e instanceof Error ? e.message : String(e)}\n${USAGE}`);
-    process.exit(2);
-  }
-})();
-if (argv.help) {
-  console.log(USAGE);
-  process.exit(0);
-}
-if (argv.version) {
-  console.log(`bench:policy ${programVersion()}`);
-  process.exit(0);
-}
+const { values: argv } = benchCli('bench:policy', USAGE, {
+  changes: { type: 'string', default: '500' },
+});
 const CHANGES = Number(argv.changes);
 const H = 100;
 const S = 100;
