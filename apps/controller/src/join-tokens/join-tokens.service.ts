@@ -22,6 +22,8 @@ import type { JoinToken, JoinTokenState } from './join-token.views.js';
 
 export const BOOTSTRAP_JOIN_TOKEN = 'bootstrap';
 
+const MISSING = 'missing join token: send it as "Authorization: Bearer <join token>"';
+
 export function joinTokenState(e: JoinTokenEntity, now = new Date()): JoinTokenState {
   if (e.revokedAt) return 'revoked';
   if (e.expiresAt.getTime() <= now.getTime()) return 'expired';
@@ -155,10 +157,7 @@ export class JoinTokensService implements OnApplicationBootstrap {
    * path: a wrong token never waits behind writers). Answers its hash.
    */
   async check(bearer: string | undefined): Promise<string> {
-    if (!bearer)
-      throw new UnauthorizedException(
-        'missing join token: send it as "Authorization: Bearer <join token>"',
-      );
+    if (!bearer) throw new UnauthorizedException(MISSING);
     const tokenHash = hashToken(bearer);
     usable(await this.ds.manager.findOne(JoinTokenEntity, { where: { tokenHash } }));
     return tokenHash;
@@ -171,7 +170,9 @@ export class JoinTokensService implements OnApplicationBootstrap {
    * by an admin that no agent has used yet is taken over.
    */
   async join(bearer: string | undefined, dto: CreateHostDto) {
-    const tokenHash = await this.check(bearer);
+    // JoinTokenGuard has checked the token already; it is checked again under its lock.
+    if (!bearer) throw new UnauthorizedException(MISSING);
+    const tokenHash = hashToken(bearer);
     const agentToken = newToken('lah');
     const { result, revision } = await this.revisions.mutate(async (tx) => {
       // Locked, so that concurrent joins (on any replica) count their uses exactly.
