@@ -88,6 +88,7 @@ describe('docker/compose.yaml', () => {
       expect(s.cap_add).toEqual(expect.arrayContaining(['NET_ADMIN', 'SYS_ADMIN']));
       const env = interpolate(s.environment);
       const cli = parseAgentArgs(s.command ?? [], env);
+      if (typeof cli === 'string') throw new Error(`${name}: the command line asks for --${cli}`);
       // plain ws:// on the stack's private network is the one thing worth a warning
       expect(cli.warnings.filter((w) => !w.startsWith('ws:// sends'))).toEqual([]);
       expect(cli.joinToken).toBe(controllerJoin);

@@ -32,10 +32,6 @@ export function controllerFromEnv(env: NodeJS.ProcessEnv = process.env): {
 
 /** The shared client (apps/ctl/src/client.ts), with the calls the lab makes. */
 export class ControllerClient extends BaseClient {
-  constructor(url: string, token: string) {
-    super(url, token);
-  }
-
   hosts(): Promise<HostView[]> {
     return this.list<HostView>('/hosts');
   }

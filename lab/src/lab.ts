@@ -36,8 +36,8 @@ import {
   rmSync,
   writeFileSync,
 } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
+import { packageRoot } from '../../libs/version/src/index.js';
 import { broadcast, intToIp, parseCidr } from '../../libs/model/src/ipv4.js';
 import {
   ApiError,
@@ -146,13 +146,9 @@ export function hostNetns(s: Pick<LabState, 'prefix'>, host: string): string {
 
 /** The built agent (`npm run build`), found from this module in src/ or in dist/. */
 export function agentMainPath(): string {
-  let d = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    if (existsSync(join(d, 'package.json'))) return join(d, 'dist/apps/agent/src/main.js');
-    const up = dirname(d);
-    if (up === d) throw new Error('cannot find the repository root (package.json)');
-    d = up;
-  }
+  const root = packageRoot();
+  if (!root) throw new Error('cannot find the repository root (package.json)');
+  return join(root, 'dist/apps/agent/src/main.js');
 }
 
 /** Parses `A-B` or `A`. */

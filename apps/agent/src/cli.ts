@@ -46,8 +46,6 @@ export const TOKEN_REQUIRED =
   'a token is required: --token-file PATH, LATTICE_AGENT_TOKEN or --token, or a join token (--join-token-file PATH, LATTICE_JOIN_TOKEN or --join-token)';
 
 export interface AgentCli {
-  readonly help: boolean;
-  readonly version: boolean;
   readonly controller: string;
   readonly host: string;
   /** Given explicitly (flag, file or LATTICE_AGENT_TOKEN). */
@@ -187,17 +185,20 @@ function labels(items: string[] | undefined): Record<string, string> {
   return out;
 }
 
-export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.env): AgentCli {
+/** The options, or `help`/`version` when asked for (nothing else is then checked). */
+export function parseAgentArgs(
+  argv: string[],
+  env: NodeJS.ProcessEnv = process.env,
+): AgentCli | 'help' | 'version' {
   let values;
   try {
     ({ values } = parseArgs({ args: argv, options: OPTIONS, strict: true }));
   } catch (e) {
     throw new UsageError(e instanceof Error ? e.message : String(e));
   }
+  if (values.help) return 'help';
+  if (values.version) return 'version';
   const warnings: string[] = [];
-  const help = values.help === true;
-  const version = values.version === true;
-  if (help || version) return { help, version, warnings } as unknown as AgentCli;
   const controller = values.controller;
   if (!controller || !/^wss?:\/\//.test(controller) || !URL.canParse(controller))
     throw new UsageError('--controller must be a ws:// or wss:// URL');
@@ -251,8 +252,6 @@ export function parseAgentArgs(argv: string[], env: NodeJS.ProcessEnv = process.
   if (backoffMinMs < 1 || backoffMaxMs < backoffMinMs)
     throw new UsageError('--backoff-min-ms must be at least 1 and at most --backoff-max-ms');
   return {
-    help,
-    version,
     controller,
     host,
     token,

@@ -60,21 +60,16 @@ async function agentToken(cli: AgentCli): Promise<string> {
 }
 
 async function main(): Promise<void> {
-  let cli: AgentCli;
+  let parsed: ReturnType<typeof parseAgentArgs>;
   try {
-    cli = parseAgentArgs(process.argv.slice(2));
+    parsed = parseAgentArgs(process.argv.slice(2));
   } catch (e) {
     if (e instanceof UsageError) fail(e.message);
     throw e;
   }
-  if (cli.help) {
-    console.log(USAGE);
-    return;
-  }
-  if (cli.version) {
-    console.log(`lattice-agent ${programVersion()}`);
-    return;
-  }
+  if (parsed === 'help') return console.log(USAGE);
+  if (parsed === 'version') return console.log(`lattice-agent ${programVersion()}`);
+  const cli = parsed;
   for (const w of cli.warnings) console.error(`lattice-agent: warning: ${w}`);
   const token = await agentToken(cli);
   const dataplane = createDataplane(cli.dataplane, {

@@ -9,6 +9,15 @@ type Row = Record<string, any>;
 /** Flags of create/patch, as commander parsed them (camelCase). */
 export type Flags = Record<string, unknown>;
 
+/** A flag of create or patch: the body field it sets, from its value. */
+export interface Field {
+  readonly key: string;
+  readonly parse: (v: unknown) => unknown;
+}
+
+/** The flags (by attribute name, e.g. `underlayIp`) a create or patch of a kind takes. */
+export type FlagMap = Readonly<Record<string, Field>>;
+
 export interface Kind {
   /** singular, as used in messages and in `kind:` of a file */
   readonly name: string;
@@ -19,9 +28,9 @@ export interface Kind {
   readonly columns: readonly Column<Row>[];
   /** Creation order in a file: lower first (hosts and networks before instances). */
   readonly order: number;
-  /** The create body from flags (name added by the caller). */
-  readonly createBody?: (f: Flags) => Row;
-  readonly patchBody?: (f: Flags) => Row;
+  /** What `create` and `patch` take as flags (the rest comes by --data or a file). */
+  readonly create: FlagMap;
+  readonly patch: FlagMap;
   /** DELETE does not delete but revokes (join tokens). */
   readonly deleteVerb?: string;
 }
@@ -38,12 +47,32 @@ export function labelsOf(items: unknown): Record<string, string> | undefined {
   return out;
 }
 
-/** Only the keys whose value was given. */
-function defined(o: Row): Row {
-  return Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined));
-}
+const int = (v: unknown): number => Number(v);
+const same = (v: unknown): unknown => v;
+/** A repeatable flag given once, where the field takes one value. */
+const one = (v: unknown): unknown => {
+  if (!Array.isArray(v)) return v;
+  if (v.length > 1) throw new Error(`this takes one value, got ${v.length}: ${v.join(', ')}`);
+  return v[0];
+};
+const field = (key: string, parse: (v: unknown) => unknown = same): Field => ({ key, parse });
+const labels = field('labels', labelsOf);
 
-const int = (v: unknown): number | undefined => (v === undefined ? undefined : Number(v));
+/** The body the given flags make (`given`: attribute names the user typed). */
+export function bodyOf(flags: FlagMap, values: Flags, given: readonly string[]): Row {
+  const body: Row = {};
+  for (const a of given) {
+    const f = flags[a];
+    try {
+      body[f.key] = f.parse(values[a]);
+    } catch (e) {
+      throw new Error(
+        `--${a.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
+  }
+  return body;
+}
 
 const AGO = (iso: string | null | undefined): string => {
   if (!iso) return '-';
@@ -76,20 +105,18 @@ export const KINDS: readonly Kind[] = [
       { header: 'INSTANCES', value: (r) => r.instanceCount },
       { header: 'LABELS', value: (r) => r.labels },
     ],
-    createBody: (f) =>
-      defined({
-        underlayIp: f.underlayIp,
-        uplink: f.uplink,
-        asn: int(f.asn),
-        labels: labelsOf(f.label),
-      }),
-    patchBody: (f) =>
-      defined({
-        underlayIp: f.underlayIp,
-        uplink: f.uplink,
-        asn: f.asn === 'default' ? null : int(f.asn),
-        labels: labelsOf(f.label),
-      }),
+    create: {
+      underlayIp: field('underlayIp'),
+      uplink: field('uplink'),
+      asn: field('asn', int),
+      label: labels,
+    },
+    patch: {
+      underlayIp: field('underlayIp'),
+      uplink: field('uplink'),
+      asn: field('asn', (v) => (v === 'default' ? null : int(v))),
+      label: labels,
+    },
   },
   {
     name: 'network',
@@ -108,19 +135,19 @@ export const KINDS: readonly Kind[] = [
       { header: 'INSTANCES', value: (r) => r.instanceCount },
       { header: 'HOSTS', value: (r) => r.hostCount },
     ],
-    createBody: (f) =>
-      defined({
-        model: f.model,
-        cidr: f.cidr,
-        gateway: f.gateway,
-        mtu: int(f.mtu),
-        vlanId: int(f.vlanId),
-        vni: int(f.vni),
-        encapsulation: f.encapsulation,
-        routing: f.routing,
-        blockPrefixLen: int(f.blockPrefixLen),
-        transport: f.transport,
-      }),
+    create: {
+      model: field('model'),
+      cidr: field('cidr'),
+      gateway: field('gateway'),
+      mtu: field('mtu', int),
+      vlanId: field('vlanId', int),
+      vni: field('vni', int),
+      encapsulation: field('encapsulation'),
+      routing: field('routing'),
+      blockPrefixLen: field('blockPrefixLen', int),
+      transport: field('transport'),
+    },
+    patch: {},
   },
   {
     name: 'router',
@@ -133,8 +160,8 @@ export const KINDS: readonly Kind[] = [
       { header: 'NETWORKS', value: (r) => r.networks },
       { header: 'REVISION', value: (r) => r.revision },
     ],
-    createBody: (f) => defined({ networks: f.network }),
-    patchBody: (f) => defined({ networks: f.network, attach: f.attach, detach: f.detach }),
+    create: { network: field('networks') },
+    patch: { network: field('networks'), attach: field('attach'), detach: field('detach') },
   },
   {
     name: 'policy',
@@ -142,6 +169,8 @@ export const KINDS: readonly Kind[] = [
     aliases: ['pol'],
     path: '/policies',
     order: 3,
+    create: {},
+    patch: {},
     columns: [
       { header: 'NAME', value: (r) => r.name },
       { header: 'SELECTOR', value: (r) => JSON.stringify(r.selector) },
@@ -168,15 +197,14 @@ export const KINDS: readonly Kind[] = [
       { header: 'STATE', value: (r) => r.state },
       { header: 'LABELS', value: (r) => r.labels },
     ],
-    createBody: (f) =>
-      defined({
-        network: f.network,
-        host: f.host,
-        ip: f.ip,
-        mac: f.mac,
-        labels: labelsOf(f.label),
-      }),
-    patchBody: (f) => defined({ host: f.host, labels: labelsOf(f.label) }),
+    create: {
+      network: field('network', one),
+      host: field('host'),
+      ip: field('ip'),
+      mac: field('mac'),
+      label: labels,
+    },
+    patch: { host: field('host'), label: labels },
   },
   {
     name: 'join-token',
@@ -193,14 +221,14 @@ export const KINDS: readonly Kind[] = [
       { header: 'REJOIN', value: (r) => r.allowRejoin },
       { header: 'LABELS', value: (r) => r.labels },
     ],
-    createBody: (f) =>
-      defined({
-        ttlSeconds: int(f.ttl),
-        maxUses: int(f.maxUses),
-        allowRejoin: f.allowRejoin === true ? true : undefined,
-        description: f.description,
-        labels: labelsOf(f.label),
-      }),
+    create: {
+      ttl: field('ttlSeconds', int),
+      maxUses: field('maxUses', int),
+      allowRejoin: field('allowRejoin'),
+      description: field('description'),
+      label: labels,
+    },
+    patch: {},
   },
 ];
 

@@ -13,7 +13,7 @@ import { parseAllDocuments } from 'yaml';
 import { programVersion } from '../../../libs/version/src/index.js';
 import { ApiError, ControllerClient, UnreachableError } from './client.js';
 import { ConfigProblem, resolveSettings, writeConfig, configPath } from './config.js';
-import { KINDS, KIND_WORDS, kindOf, type Kind } from './kinds.js';
+import { bodyOf, KINDS, KIND_WORDS, kindOf, type Kind } from './kinds.js';
 import { describeBlock, FORMATS, render, table, type Format } from './output.js';
 import { completion } from './completion.js';
 
@@ -142,45 +142,26 @@ function given(cmd: Command, skip: string[]): string[] {
     .filter((a) => !skip.includes(a) && cmd.getOptionValueSource(a) === 'cli');
 }
 
-const CREATE_FLAGS: Record<string, string[]> = {
-  host: ['underlayIp', 'uplink', 'asn', 'label'],
-  network: [
-    'model',
-    'cidr',
-    'gateway',
-    'mtu',
-    'vlanId',
-    'vni',
-    'encapsulation',
-    'routing',
-    'blockPrefixLen',
-    'transport',
-  ],
-  router: ['network'],
-  policy: [],
-  instance: ['network', 'host', 'ip', 'mac', 'label'],
-  'join-token': ['ttl', 'maxUses', 'allowRejoin', 'description', 'label'],
-};
-const PATCH_FLAGS: Record<string, string[]> = {
-  host: ['underlayIp', 'uplink', 'asn', 'label'],
-  network: [],
-  router: ['network', 'attach', 'detach'],
-  policy: [],
-  instance: ['host', 'label'],
-  'join-token': [],
-};
 const flagName = (attr: string) => '--' + attr.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`);
+const COMMON_FLAGS = ['output', 'wait', 'timeout', 'data', 'file', 'dryRun'];
 
-function checkFlags(cmd: Command, kind: Kind, allowed: Record<string, string[]>, verb: string) {
-  const common = ['output', 'wait', 'timeout', 'data', 'file', 'dryRun'];
-  for (const a of given(cmd, common))
-    if (!allowed[kind.name].includes(a))
+/** The body the kind's flags make; a flag the kind does not take is a usage error. */
+function flagBody(cmd: Command, kind: Kind, verb: 'create' | 'patch'): Row {
+  const flags = kind[verb];
+  const typed = given(cmd, COMMON_FLAGS);
+  for (const a of typed)
+    if (!(a in flags))
       throw new Usage(
         `${flagName(a)} does not apply to ${verb} ${kind.name}` +
-          (allowed[kind.name].length > 0
-            ? ` (it takes ${allowed[kind.name].map(flagName).join(', ')})`
+          (Object.keys(flags).length > 0
+            ? ` (it takes ${Object.keys(flags).map(flagName).join(', ')})`
             : ' (give its fields with --data JSON or -f FILE)'),
       );
+  try {
+    return bodyOf(flags, cmd.opts(), typed);
+  } catch (e) {
+    throw new Usage(e instanceof Error ? e.message : String(e));
+  }
 }
 
 /** What a mutation printed in table form: `kind/name verb (revision N)`, secrets once. */
@@ -194,7 +175,7 @@ function mutated(kind: Kind, body: Row, verb: string, fmt: Format): string {
   ];
   if (body.agentToken) lines.push(`agent token (shown once): ${body.agentToken}`);
   if (body.token) lines.push(`join token (shown once): ${body.token}`);
-  if (body.dryRun || body.preview) lines.push(describeBlock(body));
+  if (body.dryRun) lines.push(describeBlock(body));
   return lines.join('\n');
 }
 
@@ -284,13 +265,7 @@ async function create(
   }
   if (!kindWord || !name) throw new Usage('create needs a kind and a name (or -f FILE)');
   const kind = needKind(kindWord);
-  checkFlags(cmd, kind, CREATE_FLAGS, 'create');
-  let fromFlags: Row;
-  try {
-    fromFlags = kind.createBody ? kind.createBody(o) : {};
-  } catch (e) {
-    throw new Usage(e instanceof Error ? e.message : String(e));
-  }
+  const fromFlags = flagBody(cmd, kind, 'create');
   const body = { name, ...fromFlags, ...jsonData(o.data as string | undefined) };
   const r = await createOne(client(cmd), kind, body, o);
   out(mutated(kind, r, o.dryRun ? 'would be created' : 'created', fmt));
@@ -299,13 +274,7 @@ async function create(
 async function patch(kindWord: string, name: string, _o: Row, cmd: Command) {
   const o = cmd.opts<Row>();
   const kind = needKind(kindWord);
-  checkFlags(cmd, kind, PATCH_FLAGS, 'patch');
-  let fromFlags: Row;
-  try {
-    fromFlags = kind.patchBody ? kind.patchBody(o) : {};
-  } catch (e) {
-    throw new Usage(e instanceof Error ? e.message : String(e));
-  }
+  const fromFlags = flagBody(cmd, kind, 'patch');
   const body = { ...fromFlags, ...jsonData(o.data as string | undefined) };
   if (Object.keys(body).length === 0)
     throw new Usage(`patch ${kind.name} needs something to change (flags or --data JSON)`);
@@ -384,7 +353,7 @@ interface Fleet {
   converged: boolean;
 }
 
-async function fleet(c: ControllerClient): Promise<{ fleet: Fleet; hosts: Row[] }> {
+async function fleet(c: ControllerClient): Promise<Fleet> {
   const [health, hosts] = await Promise.all([
     c.request<{ revision: number }>('GET', '/health'),
     c.list<Row>('/hosts'),
@@ -393,29 +362,26 @@ async function fleet(c: ControllerClient): Promise<{ fleet: Fleet; hosts: Row[] 
     (h) => !h.inSync || h.agent.errors.length > 0 || h.agent.drift.length > 0,
   );
   return {
-    hosts,
-    fleet: {
-      revision: health.revision,
-      hosts: hosts.length,
-      connected: hosts.filter((h) => h.agent.connected).length,
-      inSync: hosts.filter((h) => h.inSync).length,
-      behind: behind.map((h) => ({
-        name: h.name,
-        connected: h.agent.connected,
-        appliedRevision: h.appliedRevision,
-        desiredRevision: h.desiredRevision,
-        errors: h.agent.errors,
-        drift: h.agent.drift,
-      })),
-      errors: hosts.reduce((n, h) => n + h.agent.errors.length, 0),
-      drift: hosts.reduce((n, h) => n + h.agent.drift.length, 0),
-      converged: behind.length === 0,
-    },
+    revision: health.revision,
+    hosts: hosts.length,
+    connected: hosts.filter((h) => h.agent.connected).length,
+    inSync: hosts.filter((h) => h.inSync).length,
+    behind: behind.map((h) => ({
+      name: h.name,
+      connected: h.agent.connected,
+      appliedRevision: h.appliedRevision,
+      desiredRevision: h.desiredRevision,
+      errors: h.agent.errors,
+      drift: h.agent.drift,
+    })),
+    errors: hosts.reduce((n, h) => n + h.agent.errors.length, 0),
+    drift: hosts.reduce((n, h) => n + h.agent.drift.length, 0),
+    converged: behind.length === 0,
   };
 }
 
 async function status(_o: Row, cmd: Command) {
-  const { fleet: f } = await fleet(client(cmd));
+  const f = await fleet(client(cmd));
   const fmt = format(cmd);
   if (fmt !== 'table') return out(render(f, fmt, []));
   out(
@@ -638,15 +604,7 @@ Exit codes: 0 done, 1 refused by the controller, 2 usage, 3 controller unreachab
       .option('--max-uses <n>', 'join-token')
       .option('--allow-rejoin', 'join-token')
       .option('--description <text>', 'join-token'),
-  ).action(async (kind: string | undefined, name: string | undefined, o: Row, cmd: Command) => {
-    // an instance takes one network: the repeatable flag's last value
-    const opts = cmd.opts<Row>();
-    if (kind && kindOf(kind)?.name === 'instance' && Array.isArray(opts.network)) {
-      if (opts.network.length > 1) throw new Usage('an instance takes one --network');
-      cmd.setOptionValueWithSource('network', opts.network[0], 'cli');
-    }
-    return create(kind, name, o, cmd);
-  });
+  ).action(create);
 
   mutationOptions(
     program

@@ -8,8 +8,13 @@ import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** The version found from `from` (a file: URL or path; default: this module), or undefined. */
-export function findVersion(from: string | URL = import.meta.url): string | undefined {
+/**
+ * The folder and version of the package.json named "lattice" at or above `from` (a file:
+ * URL or path; default: this module), or undefined.
+ */
+export function findPackage(
+  from: string | URL = import.meta.url,
+): { root: string; version: string } | undefined {
   const start = typeof from === 'string' && !from.startsWith('file:') ? from : fileURLToPath(from);
   let dir = dirname(start);
   for (;;) {
@@ -17,7 +22,8 @@ export function findVersion(from: string | URL = import.meta.url): string | unde
     if (existsSync(file)) {
       try {
         const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: unknown; version?: unknown };
-        if (pkg.name === 'lattice' && typeof pkg.version === 'string') return pkg.version;
+        if (pkg.name === 'lattice' && typeof pkg.version === 'string')
+          return { root: dir, version: pkg.version };
       } catch {
         // unreadable or not JSON: not ours, keep looking
       }
@@ -28,10 +34,20 @@ export function findVersion(from: string | URL = import.meta.url): string | unde
   }
 }
 
-let cached: string | undefined;
+/** The version found from `from`, or undefined. */
+export function findVersion(from?: string | URL): string | undefined {
+  return findPackage(from)?.version;
+}
+
+let cached: { root: string; version: string } | undefined | null = null;
+const ours = () => (cached === null ? (cached = findPackage()) : cached);
 
 /** Lattice's version (package.json), or `unknown` when no package.json named "lattice" is found. */
 export function programVersion(): string {
-  cached ??= findVersion() ?? 'unknown';
-  return cached;
+  return ours()?.version ?? 'unknown';
+}
+
+/** The repository (or installed package) folder, where package.json and dist/ are. */
+export function packageRoot(): string | undefined {
+  return ours()?.root;
 }

@@ -26,6 +26,11 @@ export const Public = () => SetMetadata(PUBLIC, true);
 
 const READ_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+/** The token of an `Authorization: Bearer <token>` header, if it is one. */
+export function bearerToken(authorization: string | undefined): string | undefined {
+  return /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
+}
+
 /**
  * `Authorization: Bearer <token>` on every route but the public ones. The admin token may
  * do everything; the viewer token only reads.
@@ -41,9 +46,9 @@ export class AuthGuard implements CanActivate {
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC, [ctx.getHandler(), ctx.getClass()]))
       return true;
     const req = ctx.switchToHttp().getRequest<FastifyRequest>();
-    const m = /^Bearer\s+(\S+)\s*$/i.exec(req.headers.authorization ?? '');
-    if (!m) throw new UnauthorizedException('missing bearer token');
-    const role = this.roleOf(m[1]);
+    const token = bearerToken(req.headers.authorization);
+    if (!token) throw new UnauthorizedException('missing bearer token');
+    const role = this.roleOf(token);
     if (!role) throw new UnauthorizedException('invalid token');
     if (role !== 'admin' && !READ_METHODS.has(req.method)) {
       throw new ForbiddenException('this token may only read; mutating calls need the admin token');

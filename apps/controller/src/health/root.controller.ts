@@ -2,31 +2,12 @@ import { Controller, Get, Header, Req, Res } from '@nestjs/common';
 import { ApiExcludeController } from '@nestjs/swagger';
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { existsSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import { Public } from '../auth/auth.guard.js';
+import { packageRoot, programVersion } from '../../../../libs/version/src/index.js';
 
-/** The folder and version of this checkout's package.json (found from this file, built or not). */
-function findPackage(): { root: string | undefined; version: string } {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  for (;;) {
-    const file = join(dir, 'package.json');
-    if (existsSync(file)) {
-      try {
-        const pkg = JSON.parse(readFileSync(file, 'utf8')) as { name?: string; version?: string };
-        if (pkg.name === 'lattice' && pkg.version) return { root: dir, version: pkg.version };
-      } catch {
-        // not ours: keep looking
-      }
-    }
-    const up = dirname(dir);
-    if (up === dir) return { root: undefined, version: 'unknown' };
-    dir = up;
-  }
-}
-
-const PACKAGE = findPackage();
-export const VERSION = PACKAGE.version;
+export const VERSION = programVersion();
+const PACKAGE_ROOT = packageRoot();
 
 /**
  * The built dashboard (`npm run build` writes it from web/): `index.html` and its assets
@@ -34,7 +15,7 @@ export const VERSION = PACKAGE.version;
  * answers the page of links alone.
  */
 export const DASHBOARD_DIR = ((): string | undefined => {
-  const dir = PACKAGE.root && join(PACKAGE.root, 'dist', 'web');
+  const dir = PACKAGE_ROOT && join(PACKAGE_ROOT, 'dist', 'web');
   return dir && existsSync(join(dir, 'index.html')) && existsSync(join(dir, 'ui', 'app.js'))
     ? dir
     : undefined;

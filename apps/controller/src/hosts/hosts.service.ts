@@ -95,7 +95,8 @@ export class HostsService {
     private readonly agents: AgentSessions,
   ) {}
 
-  private view = (e: HostEntity, instanceCount = 0): HostView =>
+  /** A host's view, with this replica's live agent session laid over the stored row. */
+  readonly view = (e: HostEntity, instanceCount = 0): HostView =>
     hostView(e, this.agents.live(e.id), instanceCount);
 
   /**
@@ -147,35 +148,7 @@ export class HostsService {
     dto: CreateHostDto,
     agentToken: string,
   ): Promise<HostEntity & { instanceCount: number }> {
-    const next: HostEntity = {
-      ...host,
-      underlayIp: dto.underlayIp,
-      uplink: dto.uplink ?? host.uplink,
-      asn: dto.asn === undefined ? host.asn : dto.asn,
-      labels: dto.labels ?? host.labels,
-      agentTokenHash: hashToken(agentToken),
-    };
-    await tx.manager.update(
-      HostEntity,
-      { id: host.id },
-      {
-        underlayIp: next.underlayIp,
-        uplink: next.uplink,
-        asn: next.asn,
-        labels: { ...next.labels },
-        agentTokenHash: next.agentTokenHash,
-      },
-    );
-    if (JSON.stringify(toHost(host)) !== JSON.stringify(toHost(next)))
-      tx.record({ type: 'host.upsert', host: toHost(next) }, { table: 'hosts', id: host.id });
-    await notifyAgents(tx, host.id);
-    const instanceCount = (await instanceCounts(tx.manager, [host.id])).get(host.id) ?? 0;
-    return { ...next, instanceCount };
-  }
-
-  /** The hosts' views as `view` makes them (for callers that hold the entity). */
-  viewOf(e: HostEntity, instanceCount = 0): HostView {
-    return this.view(e, instanceCount);
+    return this.replaceToken(tx, await this.change(tx, host, dto), agentToken);
   }
 
   /** Changes a host's underlay address, uplink, ASN or labels; every host it affects follows. */
@@ -183,32 +156,57 @@ export class HostsService {
     const { result, revision } = await this.revisions.mutate(
       async (tx) => {
         const host = await this.lockHost(tx, idOrName);
-        const next: HostEntity = {
-          ...host,
-          underlayIp: dto.underlayIp ?? host.underlayIp,
-          uplink: dto.uplink ?? host.uplink,
-          asn: dto.asn === undefined ? host.asn : dto.asn,
-          labels: dto.labels ?? host.labels,
-        };
-        const before = toHost(host);
-        const after = toHost(next);
-        if (JSON.stringify(before) === JSON.stringify(after)) return host.id;
-        await tx.manager.update(
-          HostEntity,
-          { id: host.id },
-          {
-            underlayIp: after.underlayIp,
-            uplink: after.uplink,
-            asn: after.asn,
-            labels: { ...after.labels },
-          },
-        );
-        tx.record({ type: 'host.upsert', host: after }, { table: 'hosts', id: host.id });
+        await this.change(tx, host, dto);
         return host.id;
       },
       (m, id) => this.get(id, m),
     );
     return { ...result, revision };
+  }
+
+  /**
+   * Writes what `dto` changes of the (locked) host and records it, when anything changes;
+   * answers the host as it now is.
+   */
+  private async change(tx: Tx, host: HostEntity, dto: UpdateHostDto): Promise<HostEntity> {
+    const next: HostEntity = {
+      ...host,
+      underlayIp: dto.underlayIp ?? host.underlayIp,
+      uplink: dto.uplink ?? host.uplink,
+      asn: dto.asn === undefined ? host.asn : dto.asn,
+      labels: dto.labels ?? host.labels,
+    };
+    const after = toHost(next);
+    if (JSON.stringify(toHost(host)) === JSON.stringify(after)) return host;
+    await tx.manager.update(
+      HostEntity,
+      { id: host.id },
+      {
+        underlayIp: after.underlayIp,
+        uplink: after.uplink,
+        asn: after.asn,
+        labels: { ...after.labels },
+      },
+    );
+    tx.record({ type: 'host.upsert', host: after }, { table: 'hosts', id: host.id });
+    return next;
+  }
+
+  /**
+   * Gives the (locked) host the hash of a new agent token, which revokes the old one: its
+   * agent is told to go (`notifyAgents`, on any replica, once the caller has committed and
+   * called `agents.verify`).
+   */
+  private async replaceToken(
+    tx: Tx,
+    host: HostEntity,
+    agentToken: string,
+  ): Promise<HostEntity & { instanceCount: number }> {
+    const agentTokenHash = hashToken(agentToken);
+    await tx.manager.update(HostEntity, { id: host.id }, { agentTokenHash });
+    await notifyAgents(tx, host.id);
+    const instanceCount = (await instanceCounts(tx.manager, [host.id])).get(host.id) ?? 0;
+    return { ...host, agentTokenHash, instanceCount };
   }
 
   /** The host, locked for the rest of the transaction (404 when unknown). */
@@ -244,14 +242,9 @@ export class HostsService {
   async rotateToken(idOrName: string) {
     const agentToken = newToken('lah');
     // Answered from the locked row, like a create: the new token is shown only this once.
-    const { result: host, revision } = await this.revisions.mutate(async (tx) => {
-      const host = await this.lockHost(tx, idOrName);
-      const agentTokenHash = hashToken(agentToken);
-      await tx.manager.update(HostEntity, { id: host.id }, { agentTokenHash });
-      await notifyAgents(tx, host.id);
-      const instanceCount = (await instanceCounts(tx.manager, [host.id])).get(host.id) ?? 0;
-      return { ...host, agentTokenHash, instanceCount };
-    });
+    const { result: host, revision } = await this.revisions.mutate(async (tx) =>
+      this.replaceToken(tx, await this.lockHost(tx, idOrName), agentToken),
+    );
     await this.agents.verify([host.id]);
     return { ...this.view(host, host.instanceCount), agentToken, revision };
   }

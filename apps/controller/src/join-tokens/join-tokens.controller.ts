@@ -15,7 +15,7 @@ import {
   Query,
 } from '@nestjs/common';
 import { ApiBearerAuth, ApiResponse, ApiTags } from '@nestjs/swagger';
-import { Public } from '../auth/auth.guard.js';
+import { bearerToken, Public } from '../auth/auth.guard.js';
 import {
   ApiErrors,
   ApiIdOrName,
@@ -96,9 +96,6 @@ export class JoinTokensController {
   }
 }
 
-const bearerOf = (authorization: string | undefined) =>
-  /^Bearer\s+(\S+)\s*$/i.exec(authorization ?? '')?.[1];
-
 /** `POST /join` is refused for its token before its body is read, like every other route. */
 @Injectable()
 export class JoinTokenGuard implements CanActivate {
@@ -106,7 +103,7 @@ export class JoinTokenGuard implements CanActivate {
 
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const req = ctx.switchToHttp().getRequest<FastifyRequest>();
-    await this.tokens.check(bearerOf(req.headers.authorization));
+    await this.tokens.check(bearerToken(req.headers.authorization));
     return true;
   }
 }
@@ -148,6 +145,6 @@ export class JoinController {
   )
   @UseGuards(JoinTokenGuard)
   join(@Headers('authorization') authorization: string | undefined, @Body() dto: CreateHostDto) {
-    return this.tokens.join(bearerOf(authorization), dto);
+    return this.tokens.join(bearerToken(authorization), dto);
   }
 }

@@ -144,11 +144,13 @@ export class JoinTokensService implements OnApplicationBootstrap {
   /** Revokes the token (kept, as `revoked`, so that an agent using it is told why). */
   async revoke(idOrName: string) {
     const row = await findByIdOrName(this.ds.manager, JoinTokenEntity, 'join token', idOrName);
-    await this.ds.query(
-      `UPDATE join_tokens SET revoked_at = now() WHERE id = $1 AND revoked_at IS NULL`,
+    // an UPDATE through TypeORM answers [rows, count]
+    const [[kept]] = await this.ds.query<[{ revoked_at: Date }[], number]>(
+      `UPDATE join_tokens SET revoked_at = coalesce(revoked_at, now()) WHERE id = $1
+       RETURNING revoked_at`,
       [row.id],
     );
-    const after = await findByIdOrName(this.ds.manager, JoinTokenEntity, 'join token', row.id);
+    const after = { ...row, revokedAt: kept.revoked_at };
     return { ...joinTokenView(after), revoked: true as const };
   }
 
@@ -213,7 +215,7 @@ export class JoinTokensService implements OnApplicationBootstrap {
     // A re-join revoked the old agent token: an agent still connected with it goes.
     if (result.rejoined) await this.agents.verify([result.host.id]);
     return {
-      ...this.hosts.viewOf({ ...result.host, revision }, result.host.instanceCount),
+      ...this.hosts.view({ ...result.host, revision }, result.host.instanceCount),
       agentToken,
       revision,
       joinToken: result.joinToken,
