@@ -1,5 +1,6 @@
 import type { Topology } from '../../model/src/index.js';
 import { bgpSpeaker, isSpeaker } from './bgp.js';
+import { netsetResource, shareNeedsNetset } from './egress.js';
 import { filterFor } from './isolation.js';
 import { contribute, NetworkOnHost, type HostSink } from './models/model.js';
 import { MODELS } from './models/registry.js';
@@ -42,15 +43,20 @@ export function computeHost(ix: TopologyIndex, hostId: string): Map<string, Reso
   const present = ix.presentNetworks(hostId);
   const presentSet = new Set(present);
   let routerHost = false;
+  let netset = false;
   for (const nid of present) {
     const network = ix.networks.get(nid)!;
     const ctx = new NetworkOnHost(ix, host, network);
     contribute(MODELS[network.model], ctx, sink);
+    let filter: Resource | null = null;
     if (sink.resources.has(`bridge:${ctx.bridge}`)) {
-      sink.add(filterFor(ix, network, ctx.bridge, presentSet));
+      filter = filterFor(ix, host, network, ctx.bridge, presentSet);
+      sink.add(filter);
     }
     if (ctx.routed) routerHost = true;
+    if (shareNeedsNetset(ix, ctx.local, filter)) netset = true;
   }
+  if (netset) sink.add(netsetResource(ix));
   if (sink.forwarding || routerHost) {
     sink.add(resource('sysctl', { name: 'net.ipv4.ip_forward', value: '1' }));
   }

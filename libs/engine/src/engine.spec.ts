@@ -38,6 +38,8 @@ import { host, instance, network, topology, GOLDEN } from './fixtures.test.js';
 const HOST_IDS = ['h0', 'h1', 'h2', 'h3', 'h4'];
 const NET_IDS = ['n0', 'n1', 'n2', 'n3', 'n4', 'n5'];
 const INST_IDS = Array.from({ length: 14 }, (_, i) => `i${i}`);
+/** Floating IP fk binds only instances i with i % 3 = k: never two on one instance. */
+const FIP_IDS = ['f0', 'f1', 'f2'];
 const ROUTER_IDS = ['r0', 'r1', 'r2'];
 
 const hostIdx = (id: string) => HOST_IDS.indexOf(id);
@@ -69,14 +71,14 @@ function none(): Omit<Variant, 'model'> {
   };
 }
 
-function mkNetwork(id: string, variant: number, mtu: number): Network {
+function mkNetwork(id: string, variant: number, mtu: number, natOutgoing = false): Network {
   const k = netIdx(id);
   const v = VARIANTS[variant](k);
   const blockBased = v.blockPrefixLen !== null;
   // Block-based networks get distinct /16s; L2 networks share one subnet (allowed when
   // isolated), except that router-attached ones must not overlap: give them their own too.
   const cidr = blockBased ? `10.${100 + k}.0.0/16` : k % 2 ? `10.${50 + k}.0.0/24` : '10.10.0.0/24';
-  return { ...network(id, v.model, cidr), ...v, mtu };
+  return { ...network(id, v.model, cidr), ...v, mtu, ...(natOutgoing ? { natOutgoing } : {}) };
 }
 function blockCidr(networkId: string, hostId: string): string {
   return `10.${100 + netIdx(networkId)}.${hostIdx(hostId)}.0/26`;
@@ -113,8 +115,9 @@ const networkArbFor = (ids: string[]) =>
       id: fc.constantFrom(...ids),
       variant: fc.integer({ min: 0, max: VARIANTS.length - 1 }),
       mtu: fc.constantFrom(1500, 1500, 9000),
+      natOutgoing: fc.constantFrom(false, false, true),
     })
-    .map(({ id, variant, mtu }) => mkNetwork(id, variant, mtu));
+    .map(({ id, variant, mtu, natOutgoing }) => mkNetwork(id, variant, mtu, natOutgoing));
 const networkArb = networkArbFor(NET_IDS);
 
 const routerArb = fc
@@ -205,7 +208,9 @@ type ChangeSpec =
   | { t: 'block.upsert'; net: string; host: string }
   | { t: 'block.delete'; net: string; host: string }
   | { t: 'router.upsert'; router: Router }
-  | { t: 'router.delete'; id: string };
+  | { t: 'router.delete'; id: string }
+  | { t: 'floatingip.upsert'; id: string; inst: number | null }
+  | { t: 'floatingip.delete'; id: string };
 
 const changeSpecArb: fc.Arbitrary<ChangeSpec> = fc.oneof(
   { weight: 2, arbitrary: hostArb.map((h) => ({ t: 'host.upsert' as const, host: h })) },
@@ -274,6 +279,18 @@ const changeSpecArb: fc.Arbitrary<ChangeSpec> = fc.oneof(
     weight: 1,
     arbitrary: fc.constantFrom(...ROUTER_IDS).map((id) => ({ t: 'router.delete' as const, id })),
   },
+  {
+    weight: 3,
+    arbitrary: fc.record({
+      t: fc.constant('floatingip.upsert' as const),
+      id: fc.constantFrom(...FIP_IDS),
+      inst: fc.option(fc.nat(3), { nil: null }),
+    }),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(...FIP_IDS).map((id) => ({ t: 'floatingip.delete' as const, id })),
+  },
 );
 
 /**
@@ -297,8 +314,16 @@ const seedArb: fc.Arbitrary<ChangeSpec[]> = fc
     ),
     fc.array(routerArb, { maxLength: 2 }),
     fc.array(policyArb, { maxLength: 2 }),
+    fc.array(
+      fc.record({
+        t: fc.constant('floatingip.upsert' as const),
+        id: fc.constantFrom(...FIP_IDS),
+        inst: fc.nat(3),
+      }),
+      { maxLength: 3 },
+    ),
   )
-  .map(([hs, ns, is, rs, ps]): ChangeSpec[] => [
+  .map(([hs, ns, is, rs, ps, fs]): ChangeSpec[] => [
     ...hs.map((h) => ({ t: 'host.upsert' as const, host: h })),
     ...ns.map((n) => ({ t: 'network.upsert' as const, network: n })),
     ...NET_IDS.flatMap((net) =>
@@ -307,6 +332,7 @@ const seedArb: fc.Arbitrary<ChangeSpec[]> = fc
     ...is,
     ...rs.map((r) => ({ t: 'router.upsert' as const, router: r })),
     ...ps.map((p) => ({ t: 'policy.upsert' as const, policy: p })),
+    ...fs,
   ]);
 
 /** Turns a spec into a concrete Change; instance IPs follow their network's addressing. */
@@ -349,6 +375,16 @@ function toChange(s: ChangeSpec, t: Pick<Topology, 'networks' | 'instances'>): C
       };
     case 'block.delete':
       return { type: 'block.delete', cidr: blockCidr(s.net, s.host) };
+    case 'floatingip.delete':
+      return { type: 'floatingip.delete', id: s.id };
+    case 'floatingip.upsert': {
+      const k = FIP_IDS.indexOf(s.id);
+      const inst = s.inst === null ? null : INST_IDS[s.inst * FIP_IDS.length + k];
+      // As the database's foreign key: only an existing instance can be bound.
+      const instanceId = inst !== null && t.instances.has(inst) ? inst : null;
+      const floatingIp = { id: s.id, address: `198.51.100.${10 + k}`, poolId: 'p', instanceId };
+      return { type: 'floatingip.upsert', floatingIp };
+    }
   }
 }
 
@@ -461,6 +497,9 @@ describe('incremental engine', () => {
         case 'block.upsert':
         case 'block.delete':
           return `block:${s.net}:${s.host}`;
+        case 'floatingip.upsert':
+        case 'floatingip.delete':
+          return `floatingip:${s.id}`;
       }
     };
     const independent = fc

@@ -1,4 +1,5 @@
 import type {
+  FloatingIp,
   Host,
   HostBlock,
   Instance,
@@ -11,7 +12,8 @@ import { samePlacement } from '../../model/src/index.js';
 import { bgpSpeaker, isSpeaker } from './bgp.js';
 import { EMPTY_STATE, type DesiredState } from './compute.js';
 import { diffAt, isEmptyDiff, jsonEquals, resourceEquals, type Diff } from './diff.js';
-import { NetworkOnHost, type HostSink, type NetworkView } from './models/model.js';
+import { NETSET_KEY, netsetResource } from './egress.js';
+import { emitLocal, NetworkOnHost, type HostSink, type NetworkView } from './models/model.js';
 import { MODELS } from './models/registry.js';
 import { bridgeName } from './names.js';
 import { resource, type Resource } from './resources.js';
@@ -43,7 +45,9 @@ export type Change =
   | { readonly type: 'router.upsert'; readonly router: Router }
   | { readonly type: 'router.delete'; readonly id: string }
   | { readonly type: 'policy.upsert'; readonly policy: Policy }
-  | { readonly type: 'policy.delete'; readonly id: string };
+  | { readonly type: 'policy.delete'; readonly id: string }
+  | { readonly type: 'floatingip.upsert'; readonly floatingIp: FloatingIp }
+  | { readonly type: 'floatingip.delete'; readonly id: string };
 
 export interface HostUpdate {
   /**
@@ -124,6 +128,8 @@ class Pass {
   readonly visited = new Set<string>();
   /** The change being processed made a share recompute. */
   recomputing = false;
+  /** The set of networks' CIDRs changed: every host holding the netset is re-evaluated. */
+  netsetChanged = false;
 
   markDirty(hostId: string, networkId: string): void {
     let s = this.dirty.get(hostId);
@@ -182,6 +188,10 @@ export class DesiredStateEngine {
   >();
   private counters = newCounters();
   private readonly policy: PolicyLayer;
+  /** The netset every host with egress or a floating IP holds (null: to be computed). */
+  private netset: Resource | null = null;
+  /** Hosts holding the netset. */
+  private readonly netsetHosts = new Set<string>();
 
   constructor(topology: Topology) {
     this.ix = TopologyIndex.from(topology);
@@ -258,6 +268,10 @@ export class DesiredStateEngine {
         this.counters.changes[c.type][pass.recomputing ? 'recomputed' : 'handled']++;
       }
       this.widenForBgp(pass, reflectorsBefore, bgpDirty);
+      if (pass.netsetChanged) {
+        this.netset = null;
+        for (const h of this.netsetHosts) pass.hostWide.add(h);
+      }
       if (pass.dirty.size > 0) {
         this.remote = new RemoteParts(this.interner, false);
         for (const [h, nets] of pass.dirty) this.reconcile(h, nets);
@@ -310,11 +324,16 @@ export class DesiredStateEngine {
         if (old) {
           ix.deleteInstance(old.id);
           this.instanceOut(old, pass);
+          const f = next ? undefined : ix.floatingOf(old.id);
+          if (f) this.setFloating(f.id, { ...f, instanceId: null }, pass);
         }
         if (next) {
           const joined = !ix.hasInstancesOn(next.networkId, next.hostId);
           ix.setInstance(next);
           this.instanceIn(next, joined, pass);
+          // Its floating IP follows it: the network it counts for is the instance's own.
+          const f = ix.floatingOf(next.id);
+          if (f && ix.floatingNetwork(f.id) !== next.networkId) this.setFloating(f.id, f, pass);
         }
         this.flushDeltas();
         return false;
@@ -332,6 +351,9 @@ export class DesiredStateEngine {
         if (c.type === 'network.upsert') ix.setNetwork(c.network);
         else ix.deleteNetwork(id);
         this.policy.reachChanged(id);
+        if (!old || c.type === 'network.delete' || old.cidr !== c.network.cidr) {
+          pass.netsetChanged = true;
+        }
         for (const h of hosts) pass.markDirty(h, id);
         if (!old || c.type === 'network.delete') {
           for (const h of ix.instanceHostIds(id)) this.presenceChanged(h, id, pass);
@@ -385,6 +407,15 @@ export class DesiredStateEngine {
         else ix.policies.delete(id);
         return false;
       }
+      case 'floatingip.upsert':
+      case 'floatingip.delete': {
+        const id = c.type === 'floatingip.upsert' ? c.floatingIp.id : c.id;
+        const old = ix.floatingIps.get(id);
+        const next = c.type === 'floatingip.upsert' ? c.floatingIp : undefined;
+        if (old && next && jsonEquals(old, next)) return false;
+        this.setFloating(id, next, pass);
+        return false;
+      }
       case 'host.upsert':
       case 'host.delete': {
         const id = c.type === 'host.upsert' ? c.host.id : c.id;
@@ -431,6 +462,33 @@ export class DesiredStateEngine {
     for (const p of this.ix.peersIncludingMissing(networkId)) pass.markDirty(hostId, p);
   }
 
+  /**
+   * Binds, rebinds, unbinds or removes a floating IP: the shares of its old and new
+   * instance are recomputed, and where the network's first floating IP arrives or its last
+   * one goes (its gateway is served or not: models/model.ts), the network's shares on all
+   * its present hosts.
+   */
+  private setFloating(id: string, next: FloatingIp | undefined, pass: Pass): void {
+    const ix = this.ix;
+    const nets = new Map<string, boolean>();
+    const note = (net: string | undefined) => {
+      if (net !== undefined && !nets.has(net)) nets.set(net, ix.hasFloating(net));
+    };
+    for (const f of [ix.floatingIps.get(id), next]) {
+      const inst = f?.instanceId == null ? undefined : ix.instances.get(f.instanceId);
+      if (inst) pass.markDirty(inst.hostId, inst.networkId);
+      note(inst?.networkId);
+    }
+    // The network it counted for when bound (its instance may since have moved or gone).
+    note(ix.floatingNetwork(id));
+    if (next) ix.setFloating(next);
+    else ix.deleteFloating(id);
+    for (const [n, had] of nets) {
+      if (ix.hasFloating(n) === had) continue;
+      for (const h of ix.presentHosts(n)) pass.markDirty(h, n);
+    }
+  }
+
   /** An instance left (already removed from the index). */
   private instanceOut(old: Instance, pass: Pass): void {
     const network = this.ix.networks.get(old.networkId);
@@ -440,7 +498,9 @@ export class DesiredStateEngine {
     const left = !this.ix.hasInstancesOn(network.id, owner.id);
     if (left)
       pass.markDirty(owner.id, network.id); // presence: its share and the peers'
-    else this.delta(owner, network, (ctx, sink) => plan.local(ctx, old, sink), false);
+    // With a floating IP the share's asks change too (the host's netset).
+    else if (this.ix.floatingOf(old.id)) pass.markDirty(owner.id, network.id);
+    else this.delta(owner, network, (ctx, sink) => emitLocal(plan, ctx, old, sink), false);
     this.remoteDeltas(
       owner,
       network,
@@ -459,7 +519,8 @@ export class DesiredStateEngine {
     if (!network || !owner) return; // it contributes nothing
     const plan = MODELS[network.model];
     if (joined) this.presenceChanged(owner.id, network.id, pass);
-    else this.delta(owner, network, (ctx, sink) => plan.local(ctx, next, sink), true);
+    else if (this.ix.floatingOf(next.id)) pass.markDirty(owner.id, network.id);
+    else this.delta(owner, network, (ctx, sink) => emitLocal(plan, ctx, next, sink), true);
     this.remoteDeltas(
       owner,
       network,
@@ -638,9 +699,11 @@ export class DesiredStateEngine {
     const changed =
       share.forwarding !== c.forwarding ||
       share.routed !== c.routed ||
+      share.netset !== c.netset ||
       !sameAnnouncements(share.announced, c.announced);
     share.forwarding = c.forwarding;
     share.routed = c.routed;
+    share.netset = c.netset;
     share.announced = c.announced;
     share.collided = c.collided;
     return changed;
@@ -687,8 +750,9 @@ export class DesiredStateEngine {
   /** The filter names the peers present on the host: refreshed when presence may change. */
   private refreshFilter(node: HostNode, share: Share, presentSet: ReadonlySet<string>): void {
     const network = this.ix.networks.get(share.networkId)!;
+    const host = this.ix.hosts.get(node.id)!;
     const bridge = bridgeName(network.id);
-    const want = shareFilter(this.ix, network, bridge, share.resources, presentSet);
+    const want = shareFilter(this.ix, host, network, bridge, share.resources, presentSet);
     const key = `filter:${bridge}`;
     const cur = share.resources.get(key);
     if (want) {
@@ -784,12 +848,22 @@ export class DesiredStateEngine {
     this.counters.hostWideComputed++;
     let forwarding = false;
     let routed = false;
+    let netset = false;
     for (const s of node.shares.values()) {
       forwarding ||= s.forwarding;
       routed ||= s.routed;
+      netset ||= s.netset;
     }
     this.write(node, IP_FORWARD.key, host && (forwarding || routed) ? IP_FORWARD : undefined);
     this.write(node, RP_FILTER.key, host && routed ? RP_FILTER : undefined);
+    if (host && netset) {
+      this.netset ??= netsetResource(this.ix);
+      this.write(node, NETSET_KEY, this.netset);
+      this.netsetHosts.add(hostId);
+    } else {
+      this.write(node, NETSET_KEY, undefined);
+      this.netsetHosts.delete(hostId);
+    }
     let bgp: Resource | undefined;
     if (host && isSpeaker(this.ix, hostId)) {
       const announced = new Map<string, string>();
@@ -854,6 +928,8 @@ function newCounters() {
     'router.delete',
     'policy.upsert',
     'policy.delete',
+    'floatingip.upsert',
+    'floatingip.delete',
   ];
   return {
     changes: Object.fromEntries(kinds.map((k) => [k, { handled: 0, recomputed: 0 }])) as {

@@ -92,8 +92,8 @@ const fdb = (dev: string, mac: string, dst: string | null, master = false) =>
 const neigh = (dev: string, ip: string, lladdr: string) => resource('neigh', { dev, ip, lladdr });
 const route = (dst: string, via: string, dev: string | null = null) =>
   resource('route', { dst, via, dev, onlink: dev !== null });
-const filter = (net: Net, accept: string[]) =>
-  resource('filter', { network: net, bridge: BR[net], accept });
+const filter = (net: Net, accept: string[], snat: string | null = null) =>
+  resource('filter', { network: net, bridge: BR[net], accept, snat });
 const bgp = (
   routerId: string,
   asn: number,

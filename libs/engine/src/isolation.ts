@@ -15,12 +15,13 @@
  * subnet apart, and needs no fleet-wide list of Lattice subnets (so creating a network does
  * not touch every host).
  */
-import { isBlockBased, type Network } from '../../model/src/index.js';
+import { isBlockBased, type Host, type Network } from '../../model/src/index.js';
 import { resource, type Resource } from './resources.js';
 import type { TopologyIndex } from './topology-index.js';
 
 export function filterFor(
   ix: TopologyIndex,
+  host: Host,
   network: Network,
   bridge: string,
   presentOnHost: ReadonlySet<string>,
@@ -30,5 +31,10 @@ export function filterFor(
   for (const p of ix.peers(network.id)) {
     if (presentOnHost.has(p)) accept.add(ix.networks.get(p)!.cidr);
   }
-  return resource('filter', { network: network.id, bridge, accept: [...accept].sort() });
+  return resource('filter', {
+    network: network.id,
+    bridge,
+    accept: [...accept].sort(),
+    snat: network.natOutgoing === true ? host.underlayIp : null,
+  });
 }

@@ -179,6 +179,54 @@ export interface FilterSpec {
    * networks (other hosts' blocks) and the CIDRs of networks sharing a router with it.
    */
   readonly accept: readonly string[];
+  /**
+   * Egress (the network's `natOutgoing`): the address its traffic to destinations outside
+   * every Lattice network is source-translated to (the host's underlay address), or null.
+   * Rendered before the drop, and in the NAT postrouting chain:
+   * ```
+   * iifname "<bridge>" ip daddr != @internal accept                  # forward
+   * iifname "<bridge>" ip daddr != @internal snat ip to <snat>       # postrouting
+   * ```
+   * `@internal` is the host's `netset` (every Lattice network's CIDR).
+   */
+  readonly snat: string | null;
+}
+
+/**
+ * The CIDRs of every Lattice network, aggregated (none contains another), as the nftables
+ * interval set `set internal { type ipv4_addr; flags interval; … }`: what egress and
+ * floating IPs never translate or let out. Held by hosts with egress or a floating IP.
+ */
+export interface NetSetSpec {
+  readonly name: 'internal';
+  readonly cidrs: readonly string[];
+}
+
+/**
+ * A floating IP on the host of its instance (1:1 NAT):
+ * - `ip addr replace <address>/32 dev <dev> label <dev>:lt`, so that the host answers ARP
+ *   for it on the underlay (the label marks the address as the agent's), then a gratuitous
+ *   ARP (`arping -U -c 1 -I <dev> <address>`) so that neighbours learn where it lives now;
+ * - in `table inet lattice`:
+ * ```
+ * ip daddr <address> dnat ip to <ip>                                           # prerouting
+ * iifname "<bridge>" ip saddr <ip> ip daddr != @internal snat ip to <address>  # postrouting, first
+ * iifname "<bridge>" ip saddr <ip> ip daddr != @internal accept                # forward, before the drop
+ * ```
+ * Inbound traffic is translated before routing, so it is forwarded to the instance (and
+ * checked by its ingress policy); replies are translated back by conntrack.
+ */
+export interface FloatingSpec {
+  readonly address: string;
+  readonly instance: string;
+  /** Instance name, for humans only. */
+  readonly name: string;
+  readonly network: string;
+  readonly bridge: string;
+  /** The instance's address (no prefix length). */
+  readonly ip: string;
+  /** The host's uplink, which carries the address. */
+  readonly dev: string;
 }
 
 /** Where a policy rule's traffic may come from (ingress) or go to (egress). */
@@ -252,6 +300,8 @@ export interface SpecByKind {
   filter: FilterSpec;
   policy: PolicySpec;
   pmember: PolicyMemberSpec;
+  netset: NetSetSpec;
+  fip: FloatingSpec;
 }
 
 export type ResourceKind = keyof SpecByKind;
@@ -285,6 +335,8 @@ export const KIND_ORDER: { readonly [K in ResourceKind]: number } = {
   filter: 4, // names a bridge
   policy: 4, // names a bridge and sets
   pmember: 4, // element of a set (nftables: loaded with the table)
+  netset: 4, // nftables set (loaded with the table)
+  fip: 4, // address on the uplink; NAT rules name a bridge
 };
 
 export const RESOURCE_KINDS = Object.keys(KIND_ORDER) as ResourceKind[];
@@ -306,6 +358,8 @@ const KEYS: { readonly [K in ResourceKind]: (s: SpecByKind[K]) => string } = {
   filter: (s) => s.bridge,
   policy: (s) => s.veth,
   pmember: (s) => `${s.set}:${s.address}`,
+  netset: (s) => s.name,
+  fip: (s) => s.address,
 };
 
 /** Builds a resource with its canonical key. */
@@ -332,6 +386,8 @@ export function deviceOf(r: Resource): string | null {
     case 'filter':
     case 'policy':
     case 'pmember':
+    case 'netset':
+    case 'fip':
       return null;
   }
 }
@@ -354,7 +410,9 @@ export function devicesReferenced(r: Resource): readonly string[] {
       return r.spec.interfaces;
     case 'filter':
     case 'policy':
+    case 'fip':
       return [r.spec.bridge];
+    case 'netset':
     case 'pmember':
     case 'sysctl':
     case 'bridge':
@@ -382,6 +440,8 @@ const REPLACE_FIELDS: { readonly [K in ResourceKind]: readonly (keyof SpecByKind
   filter: [],
   policy: [],
   pmember: [],
+  netset: [],
+  fip: [],
 };
 
 export function needsReplace(a: Resource, b: Resource): boolean {

@@ -5,6 +5,7 @@
  */
 import type { Host, Network } from '../../model/src/index.js';
 import { jsonEquals } from './diff.js';
+import { shareNeedsNetset } from './egress.js';
 import { filterFor } from './isolation.js';
 import {
   contribute,
@@ -30,6 +31,8 @@ export class Share {
   forwarding = false;
   /** The network is attached to a router (gateway served here: forwarding, loose rp_filter). */
   routed = false;
+  /** Egress or a floating IP: the host needs its netset (egress.ts). */
+  netset = false;
   /** Blocks to announce over BGP → bridge carrying their gateway. */
   announced: ReadonlyMap<string, string> = NO_ANNOUNCEMENTS;
   /**
@@ -102,6 +105,7 @@ class ShareSink implements HostSink {
 export interface ShareAsks {
   readonly forwarding: boolean;
   readonly routed: boolean;
+  readonly netset: boolean;
   readonly announced: ReadonlyMap<string, string>;
   readonly collided: boolean;
   /**
@@ -136,8 +140,9 @@ export function computeShare(
   let sink = new ShareSink(into, true);
   const addPart = partOf && ((owner: Host) => sink.addPart(partOf(owner)));
   contribute(plan, ctx, sink, addPart);
+  let f: Resource | null = null;
   const filter = () => {
-    const f = shareFilter(ix, network, ctx.bridge, into, presentOnHost);
+    f = shareFilter(ix, host, network, ctx.bridge, into, presentOnHost);
     if (f) sink.add(f);
   };
   filter();
@@ -150,6 +155,7 @@ export function computeShare(
   return {
     forwarding: sink.forwarding,
     routed: ctx.routed,
+    netset: shareNeedsNetset(ix, ctx.local, f),
     announced: sink.announced ?? NO_ANNOUNCEMENTS,
     collided: sink.collided,
     split: sink.collided ? null : { own: sink.own, parts: sink.parts },
@@ -225,12 +231,15 @@ export class RemoteParts {
 /** The isolation filter of a share holding `resources`, or null when it has no bridge. */
 export function shareFilter(
   ix: TopologyIndex,
+  host: Host,
   network: Network,
   bridge: string,
   resources: ReadonlyMap<string, Resource>,
   presentOnHost: ReadonlySet<string>,
 ): Resource | null {
-  return resources.has(`bridge:${bridge}`) ? filterFor(ix, network, bridge, presentOnHost) : null;
+  return resources.has(`bridge:${bridge}`)
+    ? filterFor(ix, host, network, bridge, presentOnHost)
+    : null;
 }
 
 /** Collects what a per-instance / per-remote-host model method emits. */

@@ -1,5 +1,6 @@
 import {
   ROUTE_REFLECTOR_LABEL,
+  type FloatingIp,
   type Host,
   type HostBlock,
   type Instance,
@@ -30,6 +31,7 @@ export class TopologyIndex {
   /** By CIDR (blocks never overlap). */
   readonly blocks = new Map<string, HostBlock>();
   readonly policies = new Map<string, Policy>();
+  readonly floatingIps = new Map<string, FloatingIp>();
 
   private readonly byNetHost = new Map<string, Map<string, Map<string, Instance>>>();
   private readonly netsByHost = new Map<string, Map<string, number>>();
@@ -42,6 +44,10 @@ export class TopologyIndex {
   /** Hosts whose present networks include a `routed`/`bgp` network (maintained by refreshBgp). */
   readonly bgpHosts = new Set<string>();
   private speakerCache: readonly Host[] | null = null;
+  /** Bound floating IPs by instance id, and the networks their instances were in when set. */
+  private readonly floatingByInstance = new Map<string, FloatingIp>();
+  private readonly floatingByNet = new Map<string, Set<string>>();
+  private readonly floatingNet = new Map<string, string>();
 
   static from(t: Topology): TopologyIndex {
     const ix = new TopologyIndex();
@@ -51,6 +57,7 @@ export class TopologyIndex {
     for (const b of t.blocks) ix.setBlock(b);
     for (const r of t.routers.values()) ix.setRouter(r);
     for (const p of t.policies?.values() ?? []) ix.policies.set(p.id, p);
+    for (const f of t.floatingIps?.values() ?? []) ix.setFloating(f);
     ix.refreshBgp(ix.hosts.keys());
     return ix;
   }
@@ -63,6 +70,7 @@ export class TopologyIndex {
       blocks: [...this.blocks.values()],
       routers: new Map(this.routers),
       policies: new Map(this.policies),
+      floatingIps: new Map(this.floatingIps),
     };
   }
 
@@ -162,7 +170,55 @@ export class TopologyIndex {
     if (hosts.size === 0) this.blocksByNetHost.delete(old.networkId);
   }
 
+  /**
+   * A floating IP is bound to its instance id; it counts for the instance's network once
+   * the instance exists (the database's foreign key makes that at once; the engine re-sets
+   * it when the instance arrives or changes network, and unbinds it when the instance goes).
+   */
+  setFloating(f: FloatingIp): void {
+    this.deleteFloating(f.id);
+    this.floatingIps.set(f.id, f);
+    if (f.instanceId === null) return;
+    this.floatingByInstance.set(f.instanceId, f);
+    const inst = this.instances.get(f.instanceId);
+    if (!inst) return;
+    let ids = this.floatingByNet.get(inst.networkId);
+    if (!ids) this.floatingByNet.set(inst.networkId, (ids = new Set<string>()));
+    ids.add(f.id);
+    this.floatingNet.set(f.id, inst.networkId);
+  }
+
+  deleteFloating(id: string): void {
+    const old = this.floatingIps.get(id);
+    if (!old) return;
+    this.floatingIps.delete(id);
+    if (old.instanceId !== null && this.floatingByInstance.get(old.instanceId)?.id === id) {
+      this.floatingByInstance.delete(old.instanceId);
+    }
+    const net = this.floatingNet.get(id);
+    if (net === undefined) return;
+    this.floatingNet.delete(id);
+    const ids = this.floatingByNet.get(net)!;
+    ids.delete(id);
+    if (ids.size === 0) this.floatingByNet.delete(net);
+  }
+
   // ---- queries ---------------------------------------------------------------------------
+
+  /** The floating IP bound to an instance, if any. */
+  floatingOf(instanceId: string): FloatingIp | undefined {
+    return this.floatingByInstance.get(instanceId);
+  }
+
+  /** The network of the instance a floating IP was bound to when set, if bound. */
+  floatingNetwork(id: string): string | undefined {
+    return this.floatingNet.get(id);
+  }
+
+  /** True when a floating IP is bound to an instance of the network. */
+  hasFloating(networkId: string): boolean {
+    return this.floatingByNet.has(networkId);
+  }
 
   /** inst(N): ids of hosts with instances of the network (hosts may not exist). */
   instanceHostIds(networkId: string): Iterable<string> {

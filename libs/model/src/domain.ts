@@ -53,6 +53,12 @@ export interface Network {
   readonly blockPrefixLen: number | null;
   /** `fabric` only. */
   readonly transport: Transport | null;
+  /**
+   * Egress: traffic of the network's instances to destinations outside every Lattice
+   * network leaves through the instance's host, source-translated to the host's underlay
+   * address. Absent: false (changes logged before egress existed carry none).
+   */
+  readonly natOutgoing?: boolean;
 }
 
 export interface Instance {
@@ -95,6 +101,19 @@ export interface Router {
   readonly networkIds: readonly string[];
 }
 
+/**
+ * An external address of a floating-IP pool. Bound to an instance, it is that instance's
+ * address outside: 1:1 DNAT inbound and SNAT outbound on the instance's host, which answers
+ * for it on the underlay. Unbound, it stays allocated and does nothing.
+ */
+export interface FloatingIp {
+  readonly id: string;
+  /** IPv4 address (no prefix length). */
+  readonly address: string;
+  readonly poolId: string;
+  readonly instanceId: string | null;
+}
+
 /** Everything the desired-state engine needs, keyed by id. */
 export interface Topology {
   readonly hosts: ReadonlyMap<string, Host>;
@@ -104,6 +123,8 @@ export interface Topology {
   readonly routers: ReadonlyMap<string, Router>;
   /** Network policies (absent: none). */
   readonly policies?: ReadonlyMap<string, Policy>;
+  /** Floating IPs (absent: none). */
+  readonly floatingIps?: ReadonlyMap<string, FloatingIp>;
 }
 
 /** True when instance addresses come from per-host blocks rather than one shared subnet. */

@@ -43,6 +43,8 @@ export interface ChangeSummary {
   host?: string;
   ip?: string;
   model?: string;
+  /** floatingip.upsert: the instance it is bound to. */
+  instance?: string;
 }
 
 export function summarizeChange(c: Change): ChangeSummary {
@@ -70,6 +72,14 @@ export function summarizeChange(c: Change): ChangeSummary {
       return { type: c.type, id: c.router.id, name: c.router.name };
     case 'policy.upsert':
       return { type: c.type, id: c.policy.id, name: c.policy.name };
+    case 'floatingip.upsert':
+      return {
+        type: c.type,
+        id: c.floatingIp.id,
+        name: c.floatingIp.address,
+        ...(c.floatingIp.instanceId === null ? {} : { instance: c.floatingIp.instanceId }),
+      };
+    case 'floatingip.delete':
     case 'policy.delete':
     case 'host.delete':
     case 'network.delete':

@@ -7,7 +7,8 @@ import {
   type Instance,
   type Network,
 } from '../../../model/src/index.js';
-import { bridgeName } from '../names.js';
+import { emitFloating } from '../egress.js';
+import { bridgeName, networkGatewayMac } from '../names.js';
 import type { Resource } from '../resources.js';
 import { cmp, type TopologyIndex } from '../topology-index.js';
 import { gatewayMacOf } from '../router.js';
@@ -45,7 +46,10 @@ export interface NetworkView {
   readonly routers: readonly string[];
   /** The distributed router's gateway MAC when attached to a router, else null. */
   readonly routerMac: string | null;
-  /** True when the network's gateway is served on its hosts (attached to a router). */
+  /**
+   * True when the network's gateway is served on its hosts: attached to a router, with
+   * egress (`natOutgoing`), or with a floating IP bound to one of its instances.
+   */
   readonly routed: boolean;
   /** The uplink of the host whose share is computed (VLAN sub-interfaces are named after it). */
   readonly uplink: string;
@@ -65,6 +69,7 @@ export class NetworkOnHost implements NetworkView {
   readonly mtu: number;
   readonly routers: readonly string[];
   readonly routerMac: string | null;
+  readonly routed: boolean;
   private localCache: readonly Instance[] | null = null;
   private localBlocksCache: readonly string[] | null = null;
   private localBlockCidrs: readonly LocalBlock[] | null = null;
@@ -78,16 +83,17 @@ export class NetworkOnHost implements NetworkView {
     this.bridge = bridgeName(network.id);
     this.mtu = network.mtu - encapsulationOverhead(network);
     this.routers = ix.routersOf(network.id);
-    this.routerMac = gatewayMacOf(this.routers);
+    this.routed =
+      this.routers.length > 0 || network.natOutgoing === true || ix.hasFloating(network.id);
+    // One gateway MAC on every host, as for a distributed router (router.ts): several hosts
+    // of one L2 segment answer for the gateway, with the same answer.
+    this.routerMac =
+      gatewayMacOf(this.routers) ?? (this.routed ? networkGatewayMac(network.id) : null);
   }
 
   /** True when this host has instances of the network (not only router presence). */
   get hasLocal(): boolean {
     return this.ix.hasInstancesOn(this.network.id, this.host.id);
-  }
-
-  get routed(): boolean {
-    return this.routers.length > 0;
   }
 
   get uplink(): string {
@@ -197,11 +203,22 @@ export function contribute(
   remotePart?: (owner: Host) => void,
 ): void {
   plan.base(ctx, sink);
-  for (const i of ctx.local) plan.local(ctx, i, sink);
+  for (const i of ctx.local) emitLocal(plan, ctx, i, sink);
   for (const g of ctx.remoteHosts()) {
     if (remotePart) remotePart(g);
     else emitRemote(plan, ctx, g, sink);
   }
+}
+
+/** What local instance `i` adds to its host's share: the model's part and its floating IP. */
+export function emitLocal(
+  plan: NetworkModelPlan,
+  ctx: NetworkOnHost,
+  i: Instance,
+  sink: HostSink,
+): void {
+  plan.local(ctx, i, sink);
+  emitFloating(ctx, i, (r) => sink.add(r));
 }
 
 /** What the remote host `owner` and its instances add to a share of the network of `view`. */

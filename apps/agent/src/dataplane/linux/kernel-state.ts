@@ -20,6 +20,7 @@ import {
 import { diffPortInstance, instanceNetns } from './ports.js';
 import {
   DEFAULT_PORT_FLAGS,
+  FIP_LABEL_SUFFIX,
   isOwned,
   renderDelete,
   ROUTE_PROTOCOL,
@@ -50,6 +51,8 @@ export interface AddrJson {
     local: string;
     prefixlen: number;
     scope?: string;
+    /** IPv4 only: the device name, or the label given (`<dev>:lt` for floating IPs). */
+    label?: string;
   }[];
 }
 
@@ -199,6 +202,14 @@ function misplacedMac(snap: KernelSnapshot, s: ResourceOf<'port'>['spec']): stri
   return e && e.ifname !== s.veth ? [`bridge has ${s.mac} on ${e.ifname}`] : [];
 }
 
+function hasAddress(snap: KernelSnapshot, dev: string, ip: string, plen: string): boolean {
+  return (
+    snap.addrs
+      .find((a) => a.ifname === dev)
+      ?.addr_info?.some((a) => a.local === ip && String(a.prefixlen) === plen) ?? false
+  );
+}
+
 function diffResource(r: Resource, snap: KernelSnapshot, prefix: string): Repair | null {
   const repair = (op: UpsertOp, what: readonly string[]): Repair | null =>
     what.length === 0 ? null : { resource: r, op, message: what.join('; ') };
@@ -268,11 +279,14 @@ function diffResource(r: Resource, snap: KernelSnapshot, prefix: string): Repair
     }
     case 'address': {
       const [ip, plen] = r.spec.address.split('/');
-      const has = snap.addrs
-        .find((a) => a.ifname === r.spec.dev)
-        ?.addr_info?.some((a) => a.local === ip && String(a.prefixlen) === plen);
-      return has ? null : missing(`address ${r.spec.address} missing on ${r.spec.dev}`);
+      return hasAddress(snap, r.spec.dev, ip, plen)
+        ? null
+        : missing(`address ${r.spec.address} missing on ${r.spec.dev}`);
     }
+    case 'fip':
+      return hasAddress(snap, r.spec.dev, r.spec.address, '32')
+        ? null
+        : missing(`floating IP ${r.spec.address} missing on ${r.spec.dev}`);
     case 'route': {
       const s = r.spec;
       const dst = normaliseDst(s.dst);
@@ -310,6 +324,7 @@ function diffResource(r: Resource, snap: KernelSnapshot, prefix: string): Repair
     case 'filter':
     case 'policy':
     case 'pmember':
+    case 'netset':
     case 'bgp':
       // Whole-file resources: compared by the dataplane (nft table digest, BIRD config).
       return null;
@@ -346,6 +361,13 @@ export function compareKernel(
   return { repairs, stale: findStale(desired, snap, instanceNetnsPrefix) };
 }
 
+/** A floating IP address as the agent adds it: IPv4 `/32` labelled `<dev>:lt`. */
+function isFloating(i: NonNullable<AddrJson['addr_info']>[number]): boolean {
+  return (
+    i.family === 'inet' && i.prefixlen === 32 && (i.label?.endsWith(FIP_LABEL_SUFFIX) ?? false)
+  );
+}
+
 function findStale(desired: readonly Resource[], snap: KernelSnapshot, prefix: string): Stale[] {
   const ctx = renderContextOf(snap, prefix);
   const wantedDevices = new Set<string>();
@@ -372,6 +394,9 @@ function findStale(desired: readonly Resource[], snap: KernelSnapshot, prefix: s
       case 'address':
         wantedAddrs.add(`${r.spec.dev} ${r.spec.address}`);
         break;
+      case 'fip':
+        wantedAddrs.add(`${r.spec.dev} ${r.spec.address}/32`);
+        break;
       case 'route':
         wantedRoutes.add(normaliseDst(r.spec.dst));
         break;
@@ -390,6 +415,7 @@ function findStale(desired: readonly Resource[], snap: KernelSnapshot, prefix: s
       case 'filter':
       case 'policy':
       case 'pmember':
+      case 'netset':
         break;
     }
   }
@@ -410,13 +436,29 @@ function findStale(desired: readonly Resource[], snap: KernelSnapshot, prefix: s
   const live = (dev: string) => isOwned(dev) && !staleDevices.has(dev);
   const add = (key: string, message: string, r: Resource) =>
     stale.push({ key, message, steps: renderDelete(r, ctx) });
+  const desiredKeys = new Set(desired.map((r) => r.key));
   for (const a of snap.addrs) {
-    if (!live(a.ifname)) continue;
+    if (staleDevices.has(a.ifname)) continue; // goes with its device
     for (const i of a.addr_info ?? []) {
       const address = `${i.local}/${i.prefixlen}`;
-      if (i.scope === 'link' || i.scope === 'host' || wantedAddrs.has(`${a.ifname} ${address}`)) {
+      if (wantedAddrs.has(`${a.ifname} ${address}`)) continue;
+      if (isFloating(i)) {
+        // Ours by its label, whatever the device (floating IPs live on the uplink).
+        const r = resource('fip', {
+          address: i.local,
+          instance: '',
+          name: '',
+          network: '',
+          bridge: '',
+          ip: '',
+          dev: a.ifname,
+        });
+        // A floating IP left on another device than the one it is wanted on.
+        const key = desiredKeys.has(r.key) ? `${r.key}:${a.ifname}` : r.key;
+        add(key, `stale floating IP ${i.local} on ${a.ifname}`, r);
         continue;
       }
+      if (!live(a.ifname) || i.scope === 'link' || i.scope === 'host') continue;
       const r = resource('address', { dev: a.ifname, address });
       add(r.key, `stale address ${address} on ${a.ifname}`, r);
     }

@@ -14,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { diff } from '../../../../../libs/engine/src/diff.js';
 import { resource, type Resource } from '../../../../../libs/engine/src/resources.js';
+import type { CommandResult, CommandRunner } from './commands.js';
 import { LinuxDataplane } from './linux-dataplane.js';
 
 const suffix = randomBytes(3).toString('hex');
@@ -38,10 +39,12 @@ if (!canNetns) {
 const HAS_PING = has('ping');
 const HAS_NFT = has('nft');
 const HAS_BIRD = has('bird') && has('birdc');
+const HAS_ARPING = has('arping');
 for (const [ok, what] of [
   [HAS_PING, 'ping (iputils-ping)'],
   [HAS_NFT, 'nft (nftables)'],
   [HAS_BIRD, 'bird/birdc (bird2)'],
+  [HAS_ARPING, 'arping (iputils-arping)'],
 ] as const) {
   if (canNetns && !ok)
     console.warn(`linux-dataplane.spec: ${what} not installed: its checks are skipped`);
@@ -70,11 +73,31 @@ s.on('timeout', () => { console.log('timeout'); process.exit(2); });
 s.on('error', (e) => { console.log(e.code); process.exit(1); });
 `;
 
-/** Starts LISTENER inside `ns`; resolves once it listens on every port. */
-function startListener(ns: string, ports: readonly number[]): Promise<void> {
+/** Answers each TCP connection with the source address it sees (after any NAT). */
+const WHOAMI_SERVER = `
+const ports = process.argv.slice(1).map(Number);
+let ready = 0;
+for (const port of ports)
+  require('node:net').createServer((s) => s.end(s.remoteAddress)).listen(port, '0.0.0.0', () => {
+    if (++ready === ports.length) console.log('listening');
+  });
+`;
+
+/** Connects to argv[1]:argv[2], prints what the server says, or timeout / the error. */
+const WHOAMI_CLIENT = `
+let seen = '';
+const s = require('node:net').connect({ host: process.argv[1], port: Number(process.argv[2]), timeout: 1000 });
+s.on('data', (b) => (seen += b));
+s.on('end', () => { console.log(seen); process.exit(0); });
+s.on('timeout', () => { console.log('timeout'); process.exit(2); });
+s.on('error', (e) => { console.log(e.code); process.exit(1); });
+`;
+
+/** Starts `script` (LISTENER) inside `ns`; resolves once it listens on every port. */
+function startListener(ns: string, ports: readonly number[], script = LISTENER): Promise<void> {
   const child = spawn(
     'ip',
-    ['netns', 'exec', ns, process.execPath, '-e', LISTENER, ...ports.map(String)],
+    ['netns', 'exec', ns, process.execPath, '-e', script, ...ports.map(String)],
     { stdio: ['ignore', 'pipe', 'pipe'] },
   );
   children.push(child);
@@ -96,8 +119,8 @@ function startListener(ns: string, ports: readonly number[]): Promise<void> {
 }
 
 /** One TCP connection attempt from inside `ns`: 'open', 'timeout' or an error code. */
-const tcpConnect = (ns: string, host: string, port: number) =>
-  spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', CLIENT, host, String(port)], {
+const tcpConnect = (ns: string, host: string, port: number, script = CLIENT) =>
+  spawnSync('ip', ['netns', 'exec', ns, process.execPath, '-e', script, host, String(port)], {
     encoding: 'utf8',
     timeout: 10_000,
   }).stdout.trim();
@@ -146,7 +169,7 @@ const base: Resource[] = [
   resource('neigh', { dev: BR, ip: '10.50.0.21', lladdr: '02:00:00:00:00:21' }),
   resource('route', { dst: '10.60.0.0/24', via: '192.0.2.2', dev: null, onlink: false }),
   ...(HAS_NFT
-    ? [resource('filter', { network: 'net1', bridge: BR, accept: ['10.60.0.0/24'] })]
+    ? [resource('filter', { network: 'net1', bridge: BR, accept: ['10.60.0.0/24'], snat: null })]
     : []),
 ];
 const stateOf = (rs: readonly Resource[]) => new Map(rs.map((r) => [r.key, r]));
@@ -420,4 +443,176 @@ d('LinuxDataplane on a real kernel', () => {
       expect(await dp.checkDrift(without)).toEqual([]);
     },
   );
+  // Outside the fleet: namespace X behind HOST's second interface ux0 (198.51.100.0/24).
+  // web1 gets a floating IP on ux0; net1 gets egress through ux0's own address.
+  (HAS_NFT && HAS_PING ? it : it.skip)(
+    'floating IP and egress with real packets; label, gratuitous ARP, stale removal',
+    async () => {
+      const X = `${HOST}-x`;
+      const FIP = '198.51.100.50';
+      execFileSync('ip', ['netns', 'add', X]);
+      execFileSync('ip', ['-n', HOST, 'link', 'add', 'ux0', 'type', 'veth', 'peer', 'name', 'ux1']);
+      execFileSync('ip', ['-n', HOST, 'link', 'set', 'ux1', 'netns', X]);
+      execFileSync('ip', ['-n', HOST, 'addr', 'add', '198.51.100.2/24', 'dev', 'ux0']);
+      execFileSync('ip', ['-n', HOST, 'link', 'set', 'ux0', 'up']);
+      execFileSync('ip', ['-n', X, 'addr', 'add', '198.51.100.1/24', 'dev', 'ux1']);
+      execFileSync('ip', ['-n', X, 'link', 'set', 'ux1', 'up']);
+      execFileSync('ip', ['-n', X, 'link', 'set', 'lo', 'up']);
+      // X still believes the floating IP lives at another MAC (its previous host).
+      execFileSync('ip', [
+        '-n',
+        X,
+        'neigh',
+        'replace',
+        FIP,
+        'lladdr',
+        '02:00:00:00:00:99',
+        'dev',
+        'ux1',
+        'nud',
+        'stale',
+      ]);
+      await startListener(X, [9000], WHOAMI_SERVER);
+
+      const filter = (snat: string | null) =>
+        resource('filter', { network: 'net1', bridge: BR, accept: ['10.60.0.0/24'], snat });
+      const fip = resource('fip', {
+        address: FIP,
+        instance: 'i1',
+        name: 'web1',
+        network: 'net1',
+        bridge: BR,
+        ip: '10.50.0.11',
+        dev: 'ux0',
+      });
+      const netset = resource('netset', {
+        name: 'internal',
+        cidrs: ['10.50.0.0/24', '10.60.0.0/24'],
+      });
+      const plain = base.filter((r) => r.kind !== 'filter');
+      const before = stateOf(base);
+      const withNat = stateOf([...plain, filter('198.51.100.2'), netset, fip]);
+      expect(await dp.apply(diff(before, withNat))).toEqual([]);
+      expect(inHost('addr', 'show', 'dev', 'ux0').out).toContain(
+        `inet ${FIP}/32 scope global ux0:lt`,
+      );
+      if (HAS_ARPING) {
+        const mac = (
+          JSON.parse(inHost('-j', 'link', 'show', 'ux0').out) as { address: string }[]
+        )[0].address;
+        expect(sh(['ip', '-n', X, 'neigh', 'show', FIP, 'dev', 'ux1']).out).toContain(mac);
+      }
+      expect(await dp.checkDrift(withNat)).toEqual([]);
+
+      const whoami = (ns: string) => tcpConnect(ns, '198.51.100.1', 9000, WHOAMI_CLIENT);
+      const A = `${INST_PREFIX}-web1`;
+      const B = `${INST_PREFIX}-web2`;
+      // Out: web1 as its floating IP, web2 as the host (egress).
+      expect(whoami(A)).toBe(FIP);
+      expect(whoami(B)).toBe('198.51.100.2');
+      // In: the floating IP reaches web1.
+      if (HAS_PING) expect(ping(X, FIP)).toBe(true);
+
+      // Egress off: web2 cannot leave any more, web1 still can by its floating IP.
+      const noEgress = stateOf([...plain, filter(null), netset, fip]);
+      expect(await dp.apply(diff(withNat, noEgress))).toEqual([]);
+      expect(whoami(B)).toBe('timeout');
+      expect(whoami(A)).toBe(FIP);
+
+      // A floating IP address left behind (released while the agent was away) is stale;
+      // the host's own address on that interface is not.
+      inHost('addr', 'add', '198.51.100.77/32', 'dev', 'ux0', 'label', 'ux0:lt');
+      expect(await dp.checkDrift(noEgress)).toEqual([
+        {
+          key: 'fip:198.51.100.77',
+          message: 'stale floating IP 198.51.100.77 on ux0',
+          repaired: true,
+        },
+      ]);
+      expect(inHost('addr', 'show', 'dev', 'ux0').out).not.toContain('198.51.100.77');
+
+      // Released: the address and the NAT chains go, the host's address stays.
+      expect(await dp.apply(diff(noEgress, before))).toEqual([]);
+      const addrs = inHost('addr', 'show', 'dev', 'ux0').out;
+      expect(addrs).not.toContain(FIP);
+      expect(addrs).toContain('198.51.100.2/24');
+      const list = sh(['ip', 'netns', 'exec', HOST, 'nft', 'list', 'table', 'inet', 'lattice']).out;
+      expect(list).not.toContain('nat');
+      expect(list).not.toContain('internal');
+      if (HAS_PING) expect(ping(X, FIP)).toBe(false);
+      expect(await dp.checkDrift(before)).toEqual([]);
+    },
+  );
+});
+
+// No kernel needed: what the data plane runs, and in which order, with a scripted runner.
+describe('LinuxDataplane floating IP announcement (scripted commands)', () => {
+  const fip = (address: string, dev: string) =>
+    resource('fip', {
+      address,
+      instance: 'i1',
+      name: 'web1',
+      network: 'net1',
+      bridge: 'ltbr-aa',
+      ip: '10.50.0.11',
+      dev,
+    });
+
+  it('sends one gratuitous ARP once address and NAT rules are in; a missing arping is told once', async () => {
+    const stateDir = mkdtempSync(join(tmpdir(), 'ltt-dp-'));
+    const calls: string[] = [];
+    const warnings: string[] = [];
+    const ok = (stdout = ''): Promise<CommandResult> =>
+      Promise.resolve({ code: 0, stdout, stderr: '' });
+    const run: CommandRunner = (argv, input) => {
+      const cmd = argv.join(' ');
+      calls.push(input ? `${cmd} < ${input.trim()}` : cmd);
+      if (cmd === 'ip -n h1 -j link show') {
+        return ok(JSON.stringify([{ ifname: 'eth0' }, { ifname: 'ltbr-aa' }]));
+      }
+      if (argv.includes('arping')) {
+        // What `ip netns exec` says when the binary is missing.
+        const stderr = 'exec of "arping" failed: No such file or directory';
+        return Promise.resolve({ code: 1, stdout: '', stderr });
+      }
+      return ok();
+    };
+    try {
+      const dp = new LinuxDataplane({
+        netns: 'h1',
+        instanceNetnsPrefix: 'h1-i',
+        uplink: 'eth0',
+        stateDir,
+        run,
+        warn: (m) => warnings.push(m),
+      });
+      const one = stateOf([fip('203.0.113.2', 'eth0')]);
+      expect(await dp.apply(diff(new Map(), one))).toEqual([]);
+      const nft = `ip netns exec h1 nft -f ${join(stateDir, 'lattice.nft')}`;
+      const steps = calls.filter((c) => /batch|nft -f|arping/.test(c));
+      expect(steps).toEqual([
+        'ip -n h1 -force -batch - < addr replace 203.0.113.2/32 dev eth0 label eth0:lt',
+        nft,
+        'ip netns exec h1 arping -U -c 1 -I eth0 203.0.113.2',
+      ]);
+      // Another floating IP, and one whose uplink does not exist: no ARP for that one.
+      calls.length = 0;
+      const three = stateOf([
+        ...one.values(),
+        fip('203.0.113.3', 'eth0'),
+        fip('203.0.113.4', 'eth9'),
+      ]);
+      expect(await dp.apply(diff(one, three))).toEqual([
+        { key: 'fip:203.0.113.4', message: 'device eth9 does not exist' },
+      ]);
+      expect(calls.filter((c) => c.includes('arping'))).toEqual([
+        'ip netns exec h1 arping -U -c 1 -I eth0 203.0.113.3',
+      ]);
+      expect(warnings).toEqual([
+        'arping not installed (iputils-arping): floating IPs are not announced',
+      ]);
+    } finally {
+      rmSync(stateDir, { recursive: true, force: true });
+    }
+  });
 });

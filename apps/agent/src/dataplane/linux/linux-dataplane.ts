@@ -3,7 +3,8 @@
  * and BIRD 2, reads the kernel back to find drift, and repairs it.
  *
  * With `netns` every command targets that namespace from outside (`ip -n`, `bridge -n`,
- * `ip netns exec` for sysctl, nft and BIRD), which is how one machine hosts a whole lab.
+ * `ip netns exec` for sysctl, nft, arping and BIRD), which is how one machine hosts a
+ * whole lab.
  */
 import { createHash } from 'node:crypto';
 import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
@@ -72,6 +73,8 @@ export interface LinuxDataplaneOptions {
    * DEFAULT_COMMAND_TIMEOUT_MS and MAX_COMMAND_OUTPUT_BYTES; `--command-timeout-ms`).
    */
   readonly commandLimits?: Partial<CommandLimits>;
+  /** Where warnings go (a missing optional binary); default: stderr. */
+  readonly warn?: (message: string) => void;
 }
 
 /** A unit of work attributed to one key: rendered against the kernel as it is now. */
@@ -89,6 +92,11 @@ interface NftState {
 }
 
 const MISSING_BINARY = 127;
+/**
+ * The gratuitous ARP of a floating IP is best effort: its own short timeout. `arping -c 1`
+ * sends at once and then waits about a second for answers that never come.
+ */
+export const ARPING_TIMEOUT_MS = 3_000;
 const sha256 = (s: string) => createHash('sha256').update(s).digest('hex');
 const byApplyOrder = (a: Resource, b: Resource) =>
   KIND_ORDER[a.kind] - KIND_ORDER[b.kind] || (a.key < b.key ? -1 : a.key > b.key ? 1 : 0);
@@ -96,6 +104,11 @@ const byApplyOrder = (a: Resource, b: Resource) =>
 export class LinuxDataplane implements Dataplane {
   readonly name = 'linux' as const;
   private readonly run: CommandRunner;
+  /** The runner of best-effort `arping`s (a shorter timeout than `run`'s). */
+  private readonly runArping: CommandRunner;
+  private readonly warn: (message: string) => void;
+  /** `arping` is optional: its absence is told once. */
+  private arpingMissingTold = false;
   private readonly prefix: string;
   /** The desired state as last told (apply/sync/checkDrift): whole-file renders need it. */
   private desired = new Map<string, Resource>();
@@ -113,6 +126,10 @@ export class LinuxDataplane implements Dataplane {
         maxOutputBytes: MAX_COMMAND_OUTPUT_BYTES,
         ...opts.commandLimits,
       });
+    this.runArping =
+      opts.run ??
+      createRunner({ timeoutMs: ARPING_TIMEOUT_MS, maxOutputBytes: MAX_COMMAND_OUTPUT_BYTES });
+    this.warn = opts.warn ?? ((m) => console.warn(`lattice-agent: warning: ${m}`));
     this.prefix = opts.instanceNetnsPrefix;
   }
 
@@ -194,8 +211,11 @@ export class LinuxDataplane implements Dataplane {
     for (const u of diff.upserts) this.desired.set(u.key, stripOp(u));
     for (const r of diff.deletes) this.desired.delete(r.key);
     const ctx = await this.readContext();
-    // Whole-file kinds (the nftables table, the BIRD config) are not lines: see below.
-    const upserts = diff.upserts.filter((u) => !isNftResource(u) && u.kind !== 'bgp');
+    // Whole-file kinds (the nftables table, the BIRD config) are not lines: see below. A
+    // floating IP is both: its address here, its NAT rules in the table.
+    const upserts = diff.upserts.filter(
+      (u) => u.kind === 'fip' || (!isNftResource(u) && u.kind !== 'bgp'),
+    );
     this.precheck(upserts, ctx, errors);
     await this.execute(
       upserts.filter((u) => !errors.has(u.key)).map((u) => this.upsertWork(u, u.op)),
@@ -207,6 +227,8 @@ export class LinuxDataplane implements Dataplane {
     // failure is the error of each of them (the kernel keeps the previous table).
     const nftChanges = [...diff.upserts, ...diff.deletes].filter(isNftResource);
     if (nftChanges.length > 0) await this.loadNftables(errors, nftChanges);
+    // Once its address and NAT rules are in place, neighbours learn where it lives now.
+    await this.announceFloating(upserts, errors);
     const bgp = diff.upserts.find((u) => u.kind === 'bgp');
     if (bgp?.kind === 'bgp') await this.ensureBird(bgp, errors);
     else if (diff.deletes.some((r) => r.kind === 'bgp') && !this.desired.has('bgp:speaker')) {
@@ -261,7 +283,7 @@ export class LinuxDataplane implements Dataplane {
     const known = new Set(ctx.links);
     for (const r of upserts) {
       const refs = [...devicesReferenced(r)];
-      if (r.kind === 'vxlan' || r.kind === 'tunnel') refs.push(r.spec.dev);
+      if (r.kind === 'vxlan' || r.kind === 'tunnel' || r.kind === 'fip') refs.push(r.spec.dev);
       if (r.kind === 'uplink' && !known.has(r.spec.name)) refs.push(r.spec.parent);
       const missing = refs.filter((d) => !known.has(d));
       if (missing.length > 0) {
@@ -480,6 +502,10 @@ export class LinuxDataplane implements Dataplane {
     for (const item of await this.nftDrift(removeStale, errors)) {
       report(item.key, item.message, item.attempted);
     }
+    await this.announceFloating(
+      repairs.map((r) => r.resource),
+      errors,
+    );
     for (const item of await this.birdDrift(removeStale, errors)) {
       report(item.key, item.message, item.attempted);
     }
@@ -496,9 +522,41 @@ export class LinuxDataplane implements Dataplane {
     return { drift, errors: [...errors].map(([key, message]) => ({ key, message })) };
   }
 
+  // ---- floating IPs ---------------------------------------------------------------------
+
+  /**
+   * One gratuitous ARP per floating IP of `applied` that has no error (its address is on the
+   * uplink now), all at once: `arping -U` makes neighbours that cached the address's previous
+   * host (it moved with its instance) update their entry. Best effort: a failure or a missing
+   * `arping` is no error of the resource (neighbours then learn it when their entry expires).
+   */
+  private async announceFloating(
+    applied: readonly Resource[],
+    errors: ReadonlyMap<string, string>,
+  ): Promise<void> {
+    const fips = applied.filter(
+      (r): r is ResourceOf<'fip'> => r.kind === 'fip' && !errors.has(r.key),
+    );
+    await mapLimit(fips, 8, async ({ spec }) => {
+      const res = await this.runArping(
+        this.inHost('arping', '-U', '-c', '1', '-I', spec.dev, spec.address),
+      );
+      // `ip netns exec` reports a missing binary as its own failure (exit 1).
+      if (res.code === MISSING_BINARY || /exec of "arping" failed: No such file/.test(res.stderr)) {
+        if (!this.arpingMissingTold) {
+          this.arpingMissingTold = true;
+          this.warn('arping not installed (iputils-arping): floating IPs are not announced');
+        }
+      } else if (res.code !== 0) {
+        const why = (res.killed ?? (res.stderr || res.stdout)).trim() || `exit ${res.code}`;
+        this.warn(`gratuitous ARP for ${spec.address} on ${spec.dev} failed: ${why}`);
+      }
+    });
+  }
+
   // ---- nftables -------------------------------------------------------------------------
 
-  /** The desired resources of the nftables table: filters, policies and set members. */
+  /** The desired resources of the nftables table: filters, policies, sets, floating IPs. */
   private nftResources(): NftResource[] {
     return [...this.desired.values()].filter(isNftResource);
   }

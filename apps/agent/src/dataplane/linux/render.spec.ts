@@ -282,11 +282,12 @@ describe('renderUpsert', () => {
 
 describe('renderNftables', () => {
   it('renders one table, rules per filter in key order, replacing the previous table', () => {
-    const a = resource('filter', { network: 'a', bridge: 'ltbr-bb', accept: [] });
+    const a = resource('filter', { network: 'a', bridge: 'ltbr-bb', accept: [], snat: null });
     const b = resource('filter', {
       network: 'b',
       bridge: 'ltbr-aa',
       accept: ['10.1.0.0/24', '10.2.0.0/24', 'fd00::/64'],
+      snat: null,
     });
     expect(renderNftables([a, b])).toBe(
       [
@@ -314,7 +315,7 @@ describe('renderNftables', () => {
 });
 
 describe('renderNftables with network policy', () => {
-  const filter = resource('filter', { network: 'n', bridge: 'ltbr-aa', accept: [] });
+  const filter = resource('filter', { network: 'n', bridge: 'ltbr-aa', accept: [], snat: null });
   const tcp = (port: number | null, endPort: number | null = null) =>
     ({ protocol: 'tcp', port, endPort }) as const;
   const rule = (
@@ -494,6 +495,213 @@ describe('renderNftables with network policy', () => {
       instances: new Map(),
     };
     expect(compareKernel([web, m], empty, 'lab-i')).toEqual({ repairs: [], stale: [] });
+  });
+});
+
+describe('egress and floating IPs', () => {
+  const netset = resource('netset', { name: 'internal', cidrs: ['10.0.0.0/8', '172.16.0.0/12'] });
+  const egress = resource('filter', {
+    network: 'a',
+    bridge: 'ltbr-aa',
+    accept: ['10.1.0.0/24'],
+    snat: '192.0.2.11',
+  });
+  const isolated = resource('filter', { network: 'b', bridge: 'ltbr-bb', accept: [], snat: null });
+  const fip = (address: string, bridge: string, ip: string, dev = 'eth0') =>
+    resource('fip', {
+      address,
+      instance: `i-${ip}`,
+      name: `vm-${ip}`,
+      network: bridge,
+      bridge,
+      ip,
+      dev,
+    });
+  // Two on one bridge (key order: 203.0.113.10 before 203.0.113.2), one on a bridge
+  // without an isolation filter.
+  const fipA1 = fip('203.0.113.2', 'ltbr-aa', '10.1.0.5');
+  const fipA2 = fip('203.0.113.10', 'ltbr-aa', '10.1.0.6');
+  const fipC = fip('203.0.113.7', 'ltbr-cc', '10.3.0.5');
+
+  it('renders the internal set, the forward exceptions and the NAT chains', () => {
+    expect(renderNftables([fipC, isolated, fipA1, egress, netset, fipA2])).toBe(
+      [
+        'add table inet lattice',
+        'delete table inet lattice',
+        'table inet lattice {',
+        '\tset internal {',
+        '\t\ttype ipv4_addr; flags interval;',
+        '\t\telements = { 10.0.0.0/8, 172.16.0.0/12 }',
+        '\t}',
+        '\tchain forward {',
+        '\t\ttype filter hook forward priority 0; policy accept;',
+        '\t\tiifname "ltbr-cc" ip saddr 10.3.0.5 ip daddr != @internal accept',
+        '\t\tiifname "ltbr-aa" oifname "ltbr-aa" accept',
+        '\t\tiifname "ltbr-aa" ip daddr { 10.1.0.0/24 } accept',
+        '\t\tiifname "ltbr-aa" ip saddr 10.1.0.6 ip daddr != @internal accept',
+        '\t\tiifname "ltbr-aa" ip saddr 10.1.0.5 ip daddr != @internal accept',
+        '\t\tiifname "ltbr-aa" ip daddr != @internal accept',
+        '\t\tiifname "ltbr-aa" drop',
+        '\t\tiifname "ltbr-bb" oifname "ltbr-bb" accept',
+        '\t\tiifname "ltbr-bb" drop',
+        '\t}',
+        '\tchain prerouting {',
+        '\t\ttype nat hook prerouting priority dstnat; policy accept;',
+        '\t\tip daddr 203.0.113.10 dnat ip to 10.1.0.6',
+        '\t\tip daddr 203.0.113.2 dnat ip to 10.1.0.5',
+        '\t\tip daddr 203.0.113.7 dnat ip to 10.3.0.5',
+        '\t}',
+        '\tchain postrouting {',
+        '\t\ttype nat hook postrouting priority srcnat; policy accept;',
+        '\t\tiifname "ltbr-aa" ip saddr 10.1.0.6 ip daddr != @internal snat ip to 203.0.113.10',
+        '\t\tiifname "ltbr-aa" ip saddr 10.1.0.5 ip daddr != @internal snat ip to 203.0.113.2',
+        '\t\tiifname "ltbr-cc" ip saddr 10.3.0.5 ip daddr != @internal snat ip to 203.0.113.7',
+        '\t\tiifname "ltbr-aa" ip daddr != @internal snat ip to 192.0.2.11',
+        '\t}',
+        '}',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('without netset, egress or floating IP: no internal set and no NAT chains', () => {
+    const text = renderNftables([isolated]);
+    expect(text).toBe(
+      [
+        'add table inet lattice',
+        'delete table inet lattice',
+        'table inet lattice {',
+        '\tchain forward {',
+        '\t\ttype filter hook forward priority 0; policy accept;',
+        '\t\tiifname "ltbr-bb" oifname "ltbr-bb" accept',
+        '\t\tiifname "ltbr-bb" drop',
+        '\t}',
+        '}',
+        '',
+      ].join('\n'),
+    );
+    expect(text).not.toContain('internal');
+    expect(text).not.toContain('nat');
+  });
+
+  it('defines the set whenever a rule may name it, without elements when none are known', () => {
+    // A netset alone: the set, no NAT chains.
+    const alone = renderNftables([netset, isolated]);
+    expect(alone).toContain('\tset internal {\n');
+    expect(alone).not.toContain('chain prerouting');
+    // Egress before its netset arrived: an empty set, so the load does not fail.
+    const early = renderNftables([egress]);
+    expect(early).toContain('\tset internal {\n\t\ttype ipv4_addr; flags interval;\n\t}\n');
+    expect(early).toContain('\t\tiifname "ltbr-aa" ip daddr != @internal snat ip to 192.0.2.11\n');
+    const fipOnly = renderNftables([fipC]);
+    expect(fipOnly).toContain('\tset internal {\n\t\ttype ipv4_addr; flags interval;\n\t}\n');
+    expect(fipOnly).toContain('\t\tip daddr 203.0.113.7 dnat ip to 10.3.0.5\n');
+    // Egress alone: an empty prerouting chain, the egress translation only.
+    expect(early).toContain(
+      '\tchain prerouting {\n\t\ttype nat hook prerouting priority dstnat; policy accept;\n\t}\n',
+    );
+  });
+
+  it('fip: its /32 labelled <dev>:lt within IFNAMSIZ, unlabelled beyond; netset has no lines', () => {
+    expect(up(fipA1)).toEqual(['ip: addr replace 203.0.113.2/32 dev eth0 label eth0:lt']);
+    expect(del(fipA1)).toEqual(['ip: addr del 203.0.113.2/32 dev eth0']);
+    // 12 characters + ':lt' = 15: labelled; 13 + 3 = 16: the kernel would refuse the label.
+    const twelve = fip('203.0.113.3', 'ltbr-aa', '10.1.0.7', 'enp0s31f6abc');
+    expect(up(twelve)).toEqual([
+      'ip: addr replace 203.0.113.3/32 dev enp0s31f6abc label enp0s31f6abc:lt',
+    ]);
+    const thirteen = fip('203.0.113.4', 'ltbr-aa', '10.1.0.8', 'enp0s31f6abcd');
+    expect(up(thirteen)).toEqual(['ip: addr replace 203.0.113.4/32 dev enp0s31f6abcd']);
+    expect(del(thirteen)).toEqual(['ip: addr del 203.0.113.4/32 dev enp0s31f6abcd']);
+    expect([...up(netset), ...del(netset)]).toEqual([]);
+  });
+
+  const addr = (local: string, prefixlen: number, label?: string) => ({
+    family: 'inet',
+    local,
+    prefixlen,
+    scope: 'global',
+    ...(label ? { label } : {}),
+  });
+  const snapshot = (addrs: KernelSnapshot['addrs']): KernelSnapshot => ({
+    links: new Map([
+      ['eth0', { ifname: 'eth0', linkinfo: { info_kind: 'veth' } }],
+      ['eth1', { ifname: 'eth1', linkinfo: { info_kind: 'veth' } }],
+      [
+        'ltbr-aa',
+        { ifname: 'ltbr-aa', mtu: 1450, flags: ['UP'], linkinfo: { info_kind: 'bridge' } },
+      ],
+    ]),
+    addrs,
+    routes: [],
+    neighs: [],
+    fdb: [],
+    namespaces: new Set(),
+    nsids: new Map(),
+    sysctls: new Map(),
+    instances: new Map(),
+  });
+  const bridgeAa = resource('bridge', { name: 'ltbr-aa', network: 'a', mtu: 1450, mac: null });
+
+  it('fip: present when its /32 is on its device; netset is never drift on its own', () => {
+    const snap = snapshot([
+      { ifname: 'eth0', addr_info: [addr('192.0.2.11', 24, 'eth0'), addr('203.0.113.2', 32)] },
+    ]);
+    // Compared like an address: the label does not matter.
+    expect(compareKernel([bridgeAa, fipA1, netset], snap, 'lab-i')).toEqual({
+      repairs: [],
+      stale: [],
+    });
+    const { repairs } = compareKernel([bridgeAa, fipA1, fipA2], snap, 'lab-i');
+    expect(repairs.map((r) => [r.resource.key, r.op, r.message])).toEqual([
+      ['fip:203.0.113.10', 'create', 'floating IP 203.0.113.10 missing on eth0'],
+    ]);
+  });
+
+  it('a `:lt` address no fip wants is stale, on any device; the underlay address never', () => {
+    const snap = snapshot([
+      {
+        ifname: 'eth0',
+        addr_info: [
+          addr('192.0.2.11', 24, 'eth0'), // the host's own underlay address
+          addr('192.0.2.99', 32, 'eth0'), // someone else's, unlabelled
+          addr('203.0.113.2', 32, 'eth0:lt'), // desired
+          addr('203.0.113.9', 32, 'eth0:lt'), // released
+          addr('198.51.100.0', 24, 'eth0:lt'), // not a floating IP's shape: left alone
+        ],
+      },
+      // Moved to another device than the one it is wanted on.
+      { ifname: 'eth1', addr_info: [addr('203.0.113.2', 32, 'eth1:lt')] },
+      // On an owned device: a stale floating IP (by its label), not a stale address.
+      {
+        ifname: 'ltbr-aa',
+        addr_info: [addr('10.1.0.1', 24, 'ltbr-aa'), addr('203.0.113.8', 32, 'ltbr-aa:lt')],
+      },
+    ]);
+    const wanted = resource('address', { dev: 'ltbr-aa', address: '10.1.0.1/24' });
+    const { stale } = compareKernel([bridgeAa, wanted, fipA1], snap, 'lab-i');
+    expect(stale.map((s) => [s.key, s.message, show(s.steps)])).toEqual([
+      [
+        'fip:203.0.113.9',
+        'stale floating IP 203.0.113.9 on eth0',
+        ['ip: addr del 203.0.113.9/32 dev eth0'],
+      ],
+      [
+        'fip:203.0.113.2:eth1',
+        'stale floating IP 203.0.113.2 on eth1',
+        ['ip: addr del 203.0.113.2/32 dev eth1'],
+      ],
+      [
+        'fip:203.0.113.8',
+        'stale floating IP 203.0.113.8 on ltbr-aa',
+        ['ip: addr del 203.0.113.8/32 dev ltbr-aa'],
+      ],
+    ]);
+    // Wanted as a plain address: not stale either.
+    const asAddress = resource('address', { dev: 'eth0', address: '203.0.113.9/32' });
+    expect(
+      compareKernel([bridgeAa, wanted, fipA1, asAddress], snap, 'lab-i').stale.map((s) => s.key),
+    ).toEqual(['fip:203.0.113.2:eth1', 'fip:203.0.113.8']);
   });
 });
 

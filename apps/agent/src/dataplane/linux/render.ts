@@ -15,6 +15,8 @@ import type {
   BgpSpec,
   FdbSpec,
   FilterSpec,
+  FloatingSpec,
+  NetSetSpec,
   PolicyPeerSpec,
   PolicyRuleSpec,
   PolicySpec,
@@ -108,9 +110,29 @@ function deviceLifecycle(name: string, op: UpsertOp, ctx: RenderContext) {
 }
 
 /**
+ * The label suffix of floating IP addresses: how stale ones are recognised as ours (an
+ * address cannot carry the ownership prefix). `ip addr` shows them as `<dev>:lt`.
+ */
+export const FIP_LABEL_SUFFIX = ':lt';
+
+/** Longest interface name, and so longest address label (IFNAMSIZ without its NUL). */
+const IFNAMSIZ = 15;
+
+/**
+ * The label of a floating IP on `dev`: `<dev>:lt`, or null when that would exceed
+ * IFNAMSIZ (the kernel refuses the address then; it goes on unlabelled, and is not
+ * recognised as stale by its label).
+ */
+export function fipLabel(dev: string): string | null {
+  const label = `${dev}${FIP_LABEL_SUFFIX}`;
+  return label.length <= IFNAMSIZ ? label : null;
+}
+
+/**
  * The lines that make the kernel hold `r` (`op` from the diff; `create` for a resource that
- * is simply missing). `filter`, `policy`, `pmember` and `bgp` render to whole files, not
- * lines: see `renderNftables` and `renderBirdConfig`.
+ * is simply missing). `filter`, `policy`, `pmember`, `netset` and `bgp` render to whole
+ * files, not lines: see `renderNftables` and `renderBirdConfig`; `fip` renders its address
+ * here and its NAT rules into the nftables table.
  */
 export function renderUpsert(r: Resource, op: UpsertOp, ctx: RenderContext): Step[] {
   switch (r.kind) {
@@ -182,9 +204,18 @@ export function renderUpsert(r: Resource, op: UpsertOp, ctx: RenderContext): Ste
       ];
     case 'fdb':
       return fdbUpsert(r.spec);
+    case 'fip': {
+      // The host answers ARP for the address on the underlay; the gratuitous ARP that
+      // tells neighbours it moved here is sent by the data plane once this has applied.
+      const label = fipLabel(r.spec.dev);
+      return [
+        ip(`addr replace ${r.spec.address}/32 dev ${r.spec.dev}${label ? ` label ${label}` : ''}`),
+      ];
+    }
     case 'filter':
     case 'policy':
     case 'pmember':
+    case 'netset':
     case 'bgp':
       return [];
   }
@@ -244,9 +275,12 @@ export function renderDelete(r: Resource, ctx: RenderContext): Step[] {
       if (s.master) steps.push(br(`fdb del ${s.mac} dev ${s.dev} master`));
       return steps;
     }
+    case 'fip':
+      return [ip(`addr del ${r.spec.address}/32 dev ${r.spec.dev}`)];
     case 'filter':
     case 'policy':
     case 'pmember':
+    case 'netset':
     case 'bgp':
       return [];
   }
@@ -266,10 +300,22 @@ export const NFT_TABLE = 'inet lattice';
 /**
  * The kinds rendered into `table inet lattice`. They are whole-file resources: any change
  * to one of them re-renders the table from all of them and reloads it (`renderNftables`).
+ * `fip` is one too, besides its address (`renderUpsert`).
  */
-export const NFT_KINDS: ReadonlySet<Resource['kind']> = new Set(['filter', 'policy', 'pmember']);
+export const NFT_KINDS: ReadonlySet<Resource['kind']> = new Set([
+  'filter',
+  'policy',
+  'pmember',
+  'netset',
+  'fip',
+]);
 
-export type NftResource = ResourceOf<'filter'> | ResourceOf<'policy'> | ResourceOf<'pmember'>;
+export type NftResource =
+  | ResourceOf<'filter'>
+  | ResourceOf<'policy'>
+  | ResourceOf<'pmember'>
+  | ResourceOf<'netset'>
+  | ResourceOf<'fip'>;
 
 export function isNftResource(r: Resource): r is NftResource {
   return NFT_KINDS.has(r.kind);
@@ -281,45 +327,69 @@ const byKey = (a: NftResource, b: NftResource) => (a.key < b.key ? -1 : a.key > 
  * The whole `table inet lattice`, loaded with `nft -f` in one transaction: the leading
  * `add` + `delete` replaces the previous table atomically (no window without rules) and
  * works whether or not it existed; conntrack entries survive it, so established flows of
- * a policy that stays allowed are not cut by a reload. With no filter, policy or pmember
- * resources the table is removed.
+ * a policy that stays allowed are not cut by a reload. With no nftables resource at all
+ * the table is removed.
  *
- * Inside: the peer sets the policies name, the policy chains of the local instances, then
- * the forward base chain — jumps into the policy chains first, then the isolation filters
- * (a `return` from a policy chain continues with the next rule of `forward`). Chains are
- * defined before the rules that jump to them.
+ * Inside: the set `internal` (every Lattice network's CIDR, when egress or a floating IP
+ * needs it), the peer sets the policies name, the policy chains of the local instances,
+ * then the forward base chain — jumps into the policy chains first, then the floating IPs
+ * of bridges without a filter, then the isolation filters with their floating IP and
+ * egress exceptions before the drop (a `return` from a policy chain continues with the
+ * next rule of `forward`) — and, with any floating IP or egress, the NAT base chains.
+ * Chains are defined before the rules that jump to them.
  */
 export function renderNftables(resources: readonly NftResource[]): string {
   const head = `add table ${NFT_TABLE}\ndelete table ${NFT_TABLE}\n`;
   if (resources.length === 0) return head;
   const filters: FilterSpec[] = [];
   const policies: PolicySpec[] = [];
+  const netsets: NetSetSpec[] = [];
+  const fips: FloatingSpec[] = [];
   const members = new Map<string, string[]>();
   for (const r of [...resources].sort(byKey)) {
     if (r.kind === 'filter') filters.push(r.spec);
     else if (r.kind === 'policy') policies.push(r.spec);
+    else if (r.kind === 'netset') netsets.push(r.spec);
+    else if (r.kind === 'fip') fips.push(r.spec);
     else {
       const list = members.get(r.spec.set);
       if (list) list.push(r.spec.address);
       else members.set(r.spec.set, [r.spec.address]);
     }
   }
+  const snats = filters.filter((f): f is Egress => f.snat !== null);
+  const nat = fips.length > 0 || snats.length > 0;
+  // Defined whenever a rule may name it, with no elements if the netset is missing, so
+  // that the load never fails on an unknown set.
+  const internal =
+    netsets.length > 0 || nat
+      ? setLines(INTERNAL_SET, netsets.find((n) => n.name === INTERNAL_SET)?.cidrs ?? [])
+      : [];
   // Only the sets some chain names: members of any other set (the engine never sends
   // those) would be an unused set, and a missing one would make the whole load fail.
   const sets = [...new Set(policies.flatMap(policySets))].sort();
+  const filtered = new Set(filters.map((f) => f.bridge));
+  const forward = [
+    ...policies.flatMap(policyJumps),
+    // A floating IP on a bridge without isolation filter still needs its way out.
+    ...fips.filter((f) => !filtered.has(f.bridge)).map(fipForward),
+    ...filters.flatMap((f) => filterRules(f, fips)),
+  ];
   const body = [
+    ...internal,
     ...sets.flatMap((name) => setLines(name, members.get(name) ?? [])),
     ...policies.flatMap(policyChains),
     'chain forward {',
     '\ttype filter hook forward priority 0; policy accept;',
-    ...policies.flatMap(policyJumps).map((r) => `\t${r}`),
-    ...filters.flatMap(filterRules).map((r) => `\t${r}`),
+    ...forward.map((r) => `\t${r}`),
     '}',
+    ...(nat ? natChains(fips, snats) : []),
   ];
   return head + `table ${NFT_TABLE} {\n` + body.map((l) => `\t${l}\n`).join('') + `}\n`;
 }
 
-function filterRules(s: FilterSpec): string[] {
+/** A network's isolation rules, with the floating IPs (`fips`: all, by key) of its bridge. */
+function filterRules(s: FilterSpec, fips: readonly FloatingSpec[]): string[] {
   const iif = `iifname "${s.bridge}"`;
   const v4 = s.accept.filter((c) => !c.includes(':'));
   const v6 = s.accept.filter((c) => c.includes(':'));
@@ -328,7 +398,45 @@ function filterRules(s: FilterSpec): string[] {
     `${iif} oifname "${s.bridge}" accept`,
     ...(v4.length ? [`${iif} ip daddr { ${v4.join(', ')} } accept`] : []),
     ...(v6.length ? [`${iif} ip6 daddr { ${v6.join(', ')} } accept`] : []),
+    // Out of Lattice: an instance with a floating IP, then any instance when egress is on.
+    ...fips.filter((f) => f.bridge === s.bridge).map(fipForward),
+    ...(s.snat !== null ? [`${iif} ip daddr != @${INTERNAL_SET} accept`] : []),
     `${iif} drop`,
+  ];
+}
+
+// ---- egress and floating IPs (FilterSpec.snat, NetSetSpec, FloatingSpec) ---------------
+
+/** The `netset`: every Lattice network's CIDR. */
+const INTERNAL_SET = 'internal';
+
+/** A filter of a network with egress. */
+type Egress = FilterSpec & { readonly snat: string };
+
+function fipForward(f: FloatingSpec): string {
+  return `iifname "${f.bridge}" ip saddr ${f.ip} ip daddr != @${INTERNAL_SET} accept`;
+}
+
+/**
+ * Inbound traffic to a floating IP is translated before routing (so it is forwarded to the
+ * instance and meets its ingress policy); outbound, an instance's floating IP comes before
+ * its network's egress address. Replies are translated back by conntrack. An inet table
+ * needs the `ip` of `dnat ip to` / `snat ip to`.
+ */
+function natChains(fips: readonly FloatingSpec[], snats: readonly Egress[]): string[] {
+  const outside = `ip daddr != @${INTERNAL_SET}`;
+  return [
+    'chain prerouting {',
+    '\ttype nat hook prerouting priority dstnat; policy accept;',
+    ...fips.map((f) => `\tip daddr ${f.address} dnat ip to ${f.ip}`),
+    '}',
+    'chain postrouting {',
+    '\ttype nat hook postrouting priority srcnat; policy accept;',
+    ...fips.map(
+      (f) => `\tiifname "${f.bridge}" ip saddr ${f.ip} ${outside} snat ip to ${f.address}`,
+    ),
+    ...snats.map((s) => `\tiifname "${s.bridge}" ${outside} snat ip to ${s.snat}`),
+    '}',
   ];
 }
 
