@@ -112,24 +112,21 @@ const resolve = (s: Json): Json =>
 // the objects created before the run (never deleted: DELETEs name only objects the run
 // created), those the run created, by id and by name, and some that do not exist.
 
-type Kind = 'hosts' | 'networks' | 'instances' | 'routers' | 'policies' | 'join-tokens';
-const KINDS: Kind[] = ['hosts', 'networks', 'instances', 'routers', 'policies', 'join-tokens'];
-const seeded: Record<Kind, string[]> = {
-  hosts: [],
-  networks: [],
-  instances: [],
-  routers: [],
-  policies: [],
-  'join-tokens': [],
-};
-const created: Record<Kind, string[]> = {
-  hosts: [],
-  networks: [],
-  instances: [],
-  routers: [],
-  policies: [],
-  'join-tokens': [],
-};
+const KINDS = [
+  'hosts',
+  'networks',
+  'instances',
+  'routers',
+  'policies',
+  'join-tokens',
+  'floating-ip-pools',
+  'floating-ips',
+] as const;
+type Kind = (typeof KINDS)[number];
+const byKind = () =>
+  Object.fromEntries(KINDS.map((k) => [k, [] as string[]])) as Record<Kind, string[]>;
+const seeded = byKind();
+const created = byKind();
 const cursors: string[] = [];
 let joinToken = '';
 
@@ -160,7 +157,10 @@ const refArb = (kind: Kind, deleting: boolean) =>
 function refKind(name: string, where = ''): Kind | undefined {
   if (['network', 'networks', 'attach', 'detach'].includes(name)) return 'networks';
   if (name === 'host') return 'hosts';
-  if (name === 'idOrName') return /\/api\/v1\/([\w-]+)/.exec(where)?.[1] as Kind;
+  if (name === 'instance') return 'instances';
+  if (name === 'pool') return 'floating-ip-pools';
+  if (name === 'idOrName' || name === 'idOrAddress')
+    return /\/api\/v1\/([\w-]+)/.exec(where)?.[1] as Kind;
   return undefined;
 }
 
@@ -170,7 +170,8 @@ function track(p: Parts, res: Answer): void {
   if (!KINDS.includes(kind)) return;
   if (res.status === 201 && p.op.method === 'POST') {
     const items = (Array.isArray(res.body?.items) ? res.body.items : [res.body]) as Json[];
-    for (const o of items) created[kind].push(o.name as string, o.id as string);
+    // (a floating IP is named by its address)
+    for (const o of items) created[kind].push((o.name ?? o.address) as string, o.id as string);
   }
   if (res.status === 200 && p.op.method === 'DELETE') {
     created[kind] = created[kind].filter((r) => r !== res.body?.id && r !== res.body?.name);
@@ -898,7 +899,15 @@ beforeAll(async () => {
   for (const n of nets.slice(0, 4)) insts.push(await t.newInstance(n.name, hosts[0].name));
   const router = (await t.post('/routers', { name: 'fz-r1', networks: [nets[2].name] }).expect(201))
     .body;
+  const pool = (
+    await t.post('/floating-ip-pools', { name: 'fz-pool', cidr: '203.0.113.0/24' }).expect(201)
+  ).body;
+  const fip = (
+    await t.post('/floating-ips', { pool: pool.name, instance: insts[0].name }).expect(201)
+  ).body;
   for (const [kind, list] of [
+    ['floating-ip-pools', [pool]],
+    ['floating-ips', [{ name: fip.address, id: fip.id }]],
     ['hosts', hosts],
     ['networks', nets],
     ['instances', insts],

@@ -145,7 +145,7 @@ describe('the document', () => {
         expect([where, statuses.includes('413')]).toEqual([where, true]);
       }
     }
-    expect(ids.size).toBe(36);
+    expect(ids.size).toBe(46);
   });
 
   it('gives wait, timeoutMs and pagination their exact rules', () => {

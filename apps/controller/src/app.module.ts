@@ -10,6 +10,12 @@ import { ApiExceptionFilter } from './common/errors.js';
 import { CONFIG, type Config } from './config/config.js';
 import { EventsGateway } from './events/events.gateway.js';
 import { EventsService } from './events/events.service.js';
+import {
+  FloatingIpPoolsController,
+  FloatingIpsController,
+} from './floating-ips/floating-ips.controller.js';
+import { FloatingIpPoolsService } from './floating-ips/floating-ip-pools.service.js';
+import { FloatingIpsService } from './floating-ips/floating-ips.service.js';
 import { HealthController } from './health/health.controller.js';
 import { RootController } from './health/root.controller.js';
 import { HostsController } from './hosts/hosts.controller.js';
@@ -55,6 +61,8 @@ export class AppModule {
         InstancesController,
         RoutersController,
         PoliciesController,
+        FloatingIpPoolsController,
+        FloatingIpsController,
         JoinTokensController,
         JoinController,
         PoolsController,
@@ -78,6 +86,8 @@ export class AppModule {
         RevisionLog,
         CompactionService,
         PoolsService,
+        FloatingIpPoolsService,
+        FloatingIpsService,
         HostsService,
         NetworksService,
         InstancesService,

@@ -130,6 +130,7 @@ export async function createController(config: Config): Promise<Controller> {
     .addTag('routers', 'distributed L3 routing between networks')
     .addTag('policies', 'network policy: who may talk to whom, previewed before it applies')
     .addTag('join-tokens', 'tokens agents trade for a host of their own (self-registration)')
+    .addTag('floating-ips', 'external addresses bound 1:1 to instances, and their pools')
     .addTag('pools', 'VLAN id and VNI pools')
     .addTag('metrics', 'Prometheus metrics')
     .addTag('trace', 'packet trace computed from the desired state')

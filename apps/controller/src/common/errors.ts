@@ -172,6 +172,26 @@ const CONSTRAINTS: Record<string, ConstraintMeaning> = {
     object: 'policy',
     field: 'name',
   },
+  floating_ip_pools_name_key: {
+    message: 'a floating IP pool with this name already exists',
+    object: 'floating IP pool',
+    field: 'name',
+  },
+  floating_ip_pools_no_overlap: {
+    message: 'the CIDR overlaps another floating IP pool',
+    object: 'floating IP pool',
+    field: 'cidr',
+  },
+  floating_ips_address_key: {
+    message: 'this floating IP is already allocated',
+    object: 'floating IP',
+    field: 'address',
+  },
+  floating_ips_instance_id_key: {
+    message: 'the instance already has a floating IP',
+    object: 'floating IP',
+    field: 'instance',
+  },
   join_tokens_name_key: {
     message: 'a join token with this name already exists',
     object: 'join token',
@@ -187,6 +207,8 @@ const OBJECTS: Record<string, string> = {
   routers: 'router',
   policies: 'policy',
   join_tokens: 'join token',
+  floating_ip_pools: 'floating IP pool',
+  floating_ips: 'floating IP',
   router_networks: 'router attachment',
   host_blocks: "host's address block",
   free_addresses: 'free address range',
@@ -241,7 +263,9 @@ function constraintBody(d: {
     // here), or a row referring to one deleted meanwhile.
     const referenced =
       (d.table &&
-        new RegExp(`^${d.table}_(host|network|router)_id_fkey$`).exec(d.constraint ?? '')?.[1]) ||
+        new RegExp(`^${d.table}_(host|network|router|instance|pool)_id_fkey$`).exec(
+          d.constraint ?? '',
+        )?.[1]) ||
       'object';
     const by = object ?? 'another object';
     return /is still referenced/.test(d.detail ?? '')

@@ -42,11 +42,15 @@ const FOREIGN_CURSOR = 'cursor is not one this API issued: pass a nextCursor as 
  * holds a name: anything else (including text PostgreSQL would refuse) is a 400 naming
  * `cursor`, before any query.
  */
-export function decodeCursor(cursor: string | undefined): string | null {
+export function decodeCursor(
+  cursor: string | undefined,
+  /** What the list's key looks like (lists not in name order: floating IPs by address). */
+  isKey: (s: string) => boolean = (s) => NAME_PATTERN.test(s),
+): string | null {
   if (!cursor) return null;
   try {
     const v = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as { after?: unknown };
-    if (typeof v?.after === 'string' && NAME_PATTERN.test(v.after)) return v.after;
+    if (typeof v?.after === 'string' && isKey(v.after)) return v.after;
   } catch {
     // fall through
   }
@@ -54,10 +58,11 @@ export function decodeCursor(cursor: string | undefined): string | null {
 }
 
 /** `rows` were fetched with `limit + 1`: the extra row says there is a next page. */
-export function toPage<R extends { name: string }, T>(
+export function toPage<R, T>(
   rows: R[],
   limit: number,
   map: (r: R) => T,
+  key: (r: R) => string = (r) => (r as { name: string }).name,
 ): Page<T> {
   const more = rows.length > limit;
   const items = (more ? rows.slice(0, limit) : rows).map(map);
@@ -65,7 +70,7 @@ export function toPage<R extends { name: string }, T>(
   return {
     items,
     nextCursor: last
-      ? Buffer.from(JSON.stringify({ after: last.name })).toString('base64url')
+      ? Buffer.from(JSON.stringify({ after: key(last) })).toString('base64url')
       : null,
   };
 }

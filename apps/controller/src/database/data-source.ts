@@ -5,6 +5,7 @@ import { AllocationRanges1764500000000 } from '../../../../migrations/1764500000
 import { InstanceLabels1764600000000 } from '../../../../migrations/1764600000000-InstanceLabels.js';
 import { Policies1764700000000 } from '../../../../migrations/1764700000000-Policies.js';
 import { JoinTokens1764800000000 } from '../../../../migrations/1764800000000-JoinTokens.js';
+import { EgressFloatingIps1764900000000 } from '../../../../migrations/1764900000000-EgressFloatingIps.js';
 import { ENTITIES } from './entities.js';
 
 /** Every migration, in order. Listed explicitly: ESM builds cannot glob-load classes. */
@@ -15,6 +16,7 @@ export const MIGRATIONS = [
   InstanceLabels1764600000000,
   Policies1764700000000,
   JoinTokens1764800000000,
+  EgressFloatingIps1764900000000,
 ];
 
 /** Serialises migration runs of replicas that start together on one database. */

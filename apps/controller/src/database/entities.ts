@@ -58,6 +58,7 @@ export class NetworkEntity {
   @Column({ type: 'integer', name: 'block_prefix_len', nullable: true }) blockPrefixLen!:
     number | null;
   @Column({ type: 'text', nullable: true }) transport!: Transport | null;
+  @Column({ type: 'boolean', name: 'nat_outgoing' }) natOutgoing!: boolean;
   /** Can meet other networks in a host's routing table: must not overlap them. */
   @Column('boolean') routable!: boolean;
   @Column({ type: 'bigint', transformer: bigintNumber }) revision!: number;
@@ -132,6 +133,24 @@ export class PoolEntity {
   @Column({ type: 'integer', name: 'range_end' }) rangeEnd!: number;
 }
 
+@Entity('floating_ip_pools')
+export class FloatingIpPoolEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column('text') name!: string;
+  @Column('cidr') cidr!: string;
+  @CreateDateColumn({ type: 'timestamptz', name: 'created_at' }) createdAt!: Date;
+}
+
+@Entity('floating_ips')
+export class FloatingIpEntity {
+  @PrimaryGeneratedColumn('uuid') id!: string;
+  @Column({ type: 'inet', transformer: inetHost }) address!: string;
+  @Column({ type: 'uuid', name: 'pool_id' }) poolId!: string;
+  @Column({ type: 'uuid', name: 'instance_id', nullable: true }) instanceId!: string | null;
+  @Column({ type: 'bigint', transformer: bigintNumber }) revision!: number;
+  @CreateDateColumn({ type: 'timestamptz', name: 'created_at' }) createdAt!: Date;
+}
+
 @Entity('revisions')
 export class RevisionEntity {
   @PrimaryColumn({ type: 'bigint', transformer: bigintNumber }) revision!: number;
@@ -150,5 +169,7 @@ export const ENTITIES = [
   PolicyEntity,
   JoinTokenEntity,
   PoolEntity,
+  FloatingIpPoolEntity,
+  FloatingIpEntity,
   RevisionEntity,
 ];

@@ -1,5 +1,6 @@
 import type { EntityManager } from 'typeorm';
 import type {
+  FloatingIp,
   Host,
   HostBlock,
   Instance,
@@ -26,7 +27,8 @@ export async function loadTopology(
     );
     const networks = await tx.query<Network[]>(
       `SELECT id, name, model, cidr::text AS cidr, host(gateway) AS gateway, mtu, vlan_id AS "vlanId", vni,
-              encapsulation, routing, block_prefix_len AS "blockPrefixLen", transport FROM networks`,
+              encapsulation, routing, block_prefix_len AS "blockPrefixLen", transport,
+              nat_outgoing AS "natOutgoing" FROM networks`,
     );
     const instances = await tx.query<Instance[]>(
       `SELECT id, name, network_id AS "networkId", host_id AS "hostId", host(ip) AS ip, mac::text AS mac, labels FROM instances`,
@@ -41,6 +43,9 @@ export async function loadTopology(
     const policies = await tx.query<
       { id: string; name: string; spec: Omit<Policy, 'id' | 'name'> }[]
     >('SELECT id, name, spec FROM policies');
+    const floatingIps = await tx.query<FloatingIp[]>(
+      `SELECT id, host(address) AS address, pool_id AS "poolId", instance_id AS "instanceId" FROM floating_ips`,
+    );
     const byId = <T extends { id: string }>(xs: T[]) => new Map(xs.map((x) => [x.id, x]));
     return {
       topology: {
@@ -50,6 +55,7 @@ export async function loadTopology(
         blocks,
         routers: byId(routers),
         policies: byId(policies.map((p) => ({ id: p.id, name: p.name, ...p.spec }))),
+        floatingIps: byId(floatingIps),
       },
       revision: Number(r ?? 0),
     };

@@ -9,6 +9,7 @@ import { hashToken, newToken } from '../auth/tokens.js';
 import { RevisionLog, type Tx } from '../revisions/revision-log.js';
 import { AgentSessions, notifyAgents, type LiveAgent } from '../agents/agent-sessions.service.js';
 import type { CreateHostDto, UpdateHostDto } from './host.dto.js';
+import { refuseFloatingAddress } from '../floating-ips/floating-ip-pools.service.js';
 
 export interface HostView {
   id: string;
@@ -114,6 +115,7 @@ export class HostsService {
 
   /** Writes a new host with the hash of `agentToken`, inside `tx` (a create or a join). */
   async insert(tx: Tx, dto: CreateHostDto, agentToken: string): Promise<HostEntity> {
+    await refuseFloatingAddress(tx, dto.underlayIp);
     const saved = await tx.manager.save(
       tx.manager.create(HostEntity, {
         name: dto.name,
@@ -178,6 +180,7 @@ export class HostsService {
     };
     const after = toHost(next);
     if (JSON.stringify(toHost(host)) === JSON.stringify(after)) return host;
+    if (after.underlayIp !== host.underlayIp) await refuseFloatingAddress(tx, after.underlayIp);
     await tx.manager.update(
       HostEntity,
       { id: host.id },

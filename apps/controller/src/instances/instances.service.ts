@@ -100,7 +100,8 @@ function instanceView(r: InstanceRow, liveApplied?: number): InstanceView {
 /** A network row as IPAM and the services use it (the entity's fields). */
 const NETWORK_COLUMNS = `id, name, model, cidr::text AS cidr, host(gateway) AS gateway, mtu,
   vlan_id AS "vlanId", vni, encapsulation, routing, block_prefix_len AS "blockPrefixLen",
-  transport, routable, revision::float8 AS revision, created_at AS "createdAt"`;
+  transport, nat_outgoing AS "natOutgoing", routable, revision::float8 AS revision,
+  created_at AS "createdAt"`;
 
 /** What an instance needs of its host. */
 type HostRef = Pick<HostEntity, 'id' | 'name' | 'appliedRevision' | 'desiredRevision'>;

@@ -1,5 +1,6 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional, ApiSchema } from '@nestjs/swagger';
-import { IsIn, IsOptional, registerDecorator } from 'class-validator';
+import { IsBoolean, IsIn, IsOptional, registerDecorator } from 'class-validator';
 import {
   ENCAPSULATIONS,
   NETWORK_MODELS,
@@ -155,4 +156,27 @@ export class CreateNetworkDto {
   @IsOptional()
   @IsIn(TRANSPORTS, { message: `transport must be one of ${TRANSPORTS.join(', ')}` })
   transport?: Transport;
+
+  @NatOutgoing()
+  natOutgoing?: boolean;
+}
+
+function NatOutgoing() {
+  return applyDecorators(
+    ApiPropertyOptional({
+      type: 'boolean',
+      default: false,
+      description:
+        "egress: the network's instances reach destinations outside every Lattice network " +
+        "through their host, source-translated to the host's underlay address (any model)",
+    }),
+    IsOptional(),
+    IsBoolean(),
+  );
+}
+
+/** The fields of a network that can change after it was created. */
+export class UpdateNetworkDto {
+  @NatOutgoing()
+  natOutgoing?: boolean;
 }

@@ -83,6 +83,12 @@ export class Network {
 
   @ApiProperty({
     description:
+      "egress: instances reach destinations outside every Lattice network through their host, source-translated to the host's underlay address",
+  })
+  natOutgoing!: boolean;
+
+  @ApiProperty({
+    description:
       'can meet other networks in a host routing table (block-based, or attached to a router): ' +
       'its CIDR may not overlap another routable network',
   })
@@ -114,8 +120,8 @@ export class Network {
   hostCount!: number;
 }
 
-/** The answer to POST /networks. */
-export class CreatedNetwork extends Network {
+/** The answer to POST /networks and PATCH /networks/{idOrName}. */
+export class ChangedNetwork extends Network {
   @ApiPropertyOptional(APPLIED_IN_MS)
   appliedInMs?: number;
 }

@@ -1,11 +1,11 @@
-import { Body, Controller, Delete, Get, HttpCode, Param, Post, Query } from '@nestjs/common';
+import { Body, Controller, Delete, Get, HttpCode, Param, Patch, Post, Query } from '@nestjs/common';
 import { ApiBearerAuth, ApiPropertyOptional, ApiResponse, ApiTags } from '@nestjs/swagger';
 import { IsIn, IsOptional } from 'class-validator';
 import { NETWORK_MODELS } from '../../../../libs/model/src/index.js';
 import { ApiIdOrName, ApiMutation, ApiOp, ApiPage, ApiRead, Deleted } from '../common/openapi.js';
 import { PageQuery } from '../common/pagination.js';
-import { CreateNetworkDto } from './network.dto.js';
-import { CreatedNetwork, Network } from './network.views.js';
+import { CreateNetworkDto, UpdateNetworkDto } from './network.dto.js';
+import { ChangedNetwork, Network } from './network.views.js';
 import { NetworksService } from './networks.service.js';
 
 class NetworkListQuery extends PageQuery {
@@ -28,10 +28,10 @@ export class NetworksController {
     'Creates a network of any model. VLAN ids and VNIs come from their pools unless given; ' +
       'per-model defaults are filled in and returned.',
   )
-  @ApiResponse({ status: 201, description: 'The network.', type: CreatedNetwork })
+  @ApiResponse({ status: 201, description: 'The network.', type: ChangedNetwork })
   @ApiMutation({
     conflict:
-      'The name, VLAN id or VNI is taken, the CIDR overlaps a routable network, or the pool is exhausted.',
+      'The name, VLAN id or VNI is taken, the CIDR overlaps a routable network or a floating IP pool, or the pool is exhausted.',
   })
   create(@Body() dto: CreateNetworkDto) {
     return this.networks.create(dto);
@@ -52,6 +52,20 @@ export class NetworksController {
   @ApiRead({ notFound: 'No such network.' })
   get(@Param('idOrName') idOrName: string) {
     return this.networks.get(idOrName);
+  }
+
+  @Patch(':idOrName')
+  @ApiOp(
+    'updateNetwork',
+    'Change a network',
+    'Changes what can change after creation: `natOutgoing` (egress through the hosts). ' +
+      'Every other field is fixed at creation (a 400).',
+  )
+  @ApiIdOrName('network')
+  @ApiResponse({ status: 200, description: 'The network as changed.', type: ChangedNetwork })
+  @ApiMutation({ notFound: 'No such network.' })
+  update(@Param('idOrName') idOrName: string, @Body() dto: UpdateNetworkDto) {
+    return this.networks.update(idOrName, dto);
   }
 
   @Delete(':idOrName')

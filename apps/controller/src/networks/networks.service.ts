@@ -12,7 +12,8 @@ import { InstanceEntity, NetworkEntity, RouterNetworkEntity } from '../database/
 import { initNetworkRanges } from '../instances/ipam.js';
 import { PoolsService, type PoolName } from '../pools/pools.service.js';
 import { RevisionLog } from '../revisions/revision-log.js';
-import type { CreateNetworkDto } from './network.dto.js';
+import { refuseFloatingOverlap } from '../floating-ips/floating-ip-pools.service.js';
+import type { CreateNetworkDto, UpdateNetworkDto } from './network.dto.js';
 import { networkParameters } from './network-parameters.js';
 
 export interface NetworkView extends Network {
@@ -64,6 +65,7 @@ export function toNetwork(e: NetworkEntity): Network {
     routing: e.routing,
     blockPrefixLen: e.blockPrefixLen,
     transport: e.transport,
+    natOutgoing: e.natOutgoing,
   };
 }
 
@@ -111,16 +113,49 @@ export class NetworksService {
             routing: p.routing,
             blockPrefixLen: p.blockPrefixLen,
             transport: p.transport,
+            natOutgoing: dto.natOutgoing ?? false,
             routable: isBlockBased(p),
             revision: 0,
           }),
         );
+        await refuseFloatingOverlap(tx, saved.cidr);
         await initNetworkRanges(tx, saved);
         tx.record(
           { type: 'network.upsert', network: toNetwork(saved) },
           { table: 'networks', id: saved.id },
         );
         return saved.id;
+      },
+      (m, id) => this.get(id, m),
+    );
+    return { ...result, revision };
+  }
+
+  /** Changes what can change after creation (today `natOutgoing`); the rest is a 400. */
+  async update(idOrName: string, dto: UpdateNetworkDto) {
+    const { result, revision } = await this.revisions.mutate(
+      async (tx) => {
+        const n = await findByIdOrName(
+          tx.manager,
+          NetworkEntity,
+          'network',
+          idOrName,
+          'for_no_key_update',
+        );
+        if (dto.natOutgoing !== undefined && dto.natOutgoing !== n.natOutgoing) {
+          await tx.query('UPDATE networks SET nat_outgoing = $2 WHERE id = $1', [
+            n.id,
+            dto.natOutgoing,
+          ]);
+          tx.record(
+            {
+              type: 'network.upsert',
+              network: toNetwork({ ...n, natOutgoing: dto.natOutgoing }),
+            },
+            { table: 'networks', id: n.id },
+          );
+        }
+        return n.id;
       },
       (m, id) => this.get(id, m),
     );

@@ -17,7 +17,7 @@ const RETRYABLE = new Set(['40001', '40P01']);
 const MAX_BATCH = 256;
 const MAX_ATTEMPTS = 4;
 
-type RevisedTable = 'hosts' | 'networks' | 'instances' | 'routers' | 'policies';
+type RevisedTable = 'hosts' | 'networks' | 'instances' | 'routers' | 'policies' | 'floating_ips';
 
 /**
  * What the requests of one batch share: rows they looked up (and locked) inside the batch's
