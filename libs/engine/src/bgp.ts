@@ -37,9 +37,15 @@ export function bgpSpeaker(
     routerId: host.underlayIp,
     routeReflector: isReflector,
     announce: [...announce.keys()].sort(),
-    interfaces: [...new Set(announce.values())].sort(),
+    interfaces: [...new Set(announce.values())].filter((d) => d !== host.uplink).sort(),
+    ...(hasUplink(announce, host.uplink) ? { uplink: host.uplink } : {}),
     peers,
   });
+}
+
+function hasUplink(announce: ReadonlyMap<string, string>, uplink: string): boolean {
+  for (const dev of announce.values()) if (dev === uplink) return true;
+  return false;
 }
 
 /**

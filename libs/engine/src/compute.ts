@@ -1,6 +1,6 @@
 import type { Topology } from '../../model/src/index.js';
 import { bgpSpeaker, isSpeaker } from './bgp.js';
-import { netsetResource, shareNeedsNetset } from './egress.js';
+import { announceFloating, netsetResource, shareNeedsNetset } from './egress.js';
 import { filterFor } from './isolation.js';
 import { contribute, NetworkOnHost, type HostSink } from './models/model.js';
 import { MODELS } from './models/registry.js';
@@ -54,7 +54,7 @@ export function computeHost(ix: TopologyIndex, hostId: string): Map<string, Reso
       sink.add(filter);
     }
     if (ctx.routed) routerHost = true;
-    if (shareNeedsNetset(ix, ctx.local, filter)) netset = true;
+    if (shareNeedsNetset(filter, announceFloating(ctx, sink))) netset = true;
   }
   if (netset) sink.add(netsetResource(ix));
   if (sink.forwarding || routerHost) {

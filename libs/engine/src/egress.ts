@@ -70,13 +70,26 @@ export function emitFloating(ctx: NetworkOnHost, i: Instance, add: (r: Resource)
   );
 }
 
-/** True when a share with these local instances and filter needs the host's netset. */
-export function shareNeedsNetset(
-  ix: TopologyIndex,
-  local: readonly Instance[],
-  filter: Resource | null,
+/**
+ * Announces the floating IPs of the share's local instances (`<address>/32` on the uplink,
+ * where the address lives: a host that speaks BGP exports them to its peers, bgp.ts) and
+ * says whether there is any.
+ */
+export function announceFloating(
+  ctx: NetworkOnHost,
+  sink: { announce(cidr: string, dev: string): void },
 ): boolean {
-  if (filter?.kind === 'filter' && filter.spec.snat !== null) return true;
-  for (const i of local) if (ix.floatingOf(i.id)) return true;
-  return false;
+  let any = false;
+  for (const i of ctx.local) {
+    const f = ctx.ix.floatingOf(i.id);
+    if (!f) continue;
+    sink.announce(`${f.address}/32`, ctx.host.uplink);
+    any = true;
+  }
+  return any;
+}
+
+/** True when a share with this filter (and floating IPs or not) needs the host's netset. */
+export function shareNeedsNetset(filter: Resource | null, floating: boolean): boolean {
+  return floating || (filter?.kind === 'filter' && filter.spec.snat !== null);
 }

@@ -149,6 +149,11 @@ export interface BgpSpec {
   readonly announce: readonly string[];
   /** Bridges carrying the local block gateways, sorted. */
   readonly interfaces: readonly string[];
+  /**
+   * The host's uplink when floating IPs held here are announced (their `/32` sits on it,
+   * egress.ts); absent otherwise. Not a device the speaker needs: the uplink always exists.
+   */
+  readonly uplink?: string;
   /** Sorted by address. */
   readonly peers: readonly BgpPeer[];
 }

@@ -5,7 +5,7 @@
  */
 import type { Host, Network } from '../../model/src/index.js';
 import { jsonEquals } from './diff.js';
-import { shareNeedsNetset } from './egress.js';
+import { announceFloating, shareNeedsNetset } from './egress.js';
 import { filterFor } from './isolation.js';
 import {
   contribute,
@@ -152,10 +152,11 @@ export function computeShare(
     contribute(plan, ctx, sink, addPart);
     filter();
   }
+  const floating = announceFloating(ctx, sink);
   return {
     forwarding: sink.forwarding,
     routed: ctx.routed,
-    netset: shareNeedsNetset(ix, ctx.local, f),
+    netset: shareNeedsNetset(f, floating),
     announced: sink.announced ?? NO_ANNOUNCEMENTS,
     collided: sink.collided,
     split: sink.collided ? null : { own: sink.own, parts: sink.parts },

@@ -14,7 +14,7 @@ import {
   type TraceQuery,
   type TraceResult,
 } from './index.js';
-import { GOLDEN, H2_IP } from './fixtures.test.js';
+import { GOLDEN, H1_IP, H2_IP } from './fixtures.test.js';
 
 /** Traces `from` → `to` (an instance id, or an IPv4 address when it has dots) on `t`. */
 function run(
@@ -44,6 +44,12 @@ const keys = (r: TraceResult) => r.hops.flatMap((h) => h.resources);
 function delivered(r: TraceResult): void {
   expect({ verdict: r.verdict, reason: r.reason }).toEqual({
     verdict: 'delivered',
+    reason: undefined,
+  });
+}
+function egress(r: TraceResult): void {
+  expect({ verdict: r.verdict, reason: r.reason }).toEqual({
+    verdict: 'egress',
     reason: undefined,
   });
 }
@@ -280,5 +286,212 @@ describe('trace: the incremental engine and the policy hook', () => {
   it('unknown instances are dropped with a reason', () => {
     dropped(run(GOLDEN.router, 'nope', 'e'), /unknown source/);
     dropped(run(GOLDEN.router, 'a', 'nope'), /unknown destination/);
+  });
+});
+
+// ---- egress and floating IPs -----------------------------------------------------------
+
+const F = '198.51.100.7';
+/** `t` with natOutgoing on the networks `nat` and floating IP F bound to `fip` (if any). */
+function nat(t: Topology, nets: string[], fip: string | null = null): Topology {
+  const networks = new Map(t.networks);
+  for (const n of nets) networks.set(n, { ...networks.get(n)!, natOutgoing: true });
+  const floatingIps = new Map(
+    fip ? [['f1', { id: 'f1', address: F, poolId: 'p1', instanceId: fip }]] : [],
+  );
+  return { ...t, networks, floatingIps };
+}
+const hop = (r: TraceResult, step: string) => r.hops.find((h) => h.step === step);
+
+describe('trace: egress (natOutgoing)', () => {
+  it('bridge: out of the uplink source-translated to the host underlay address, and the reply back', () => {
+    const r = run(nat(GOLDEN.bridge, ['blue']), 'a', '8.8.8.8');
+    egress(r);
+    expect(steps(r)).toEqual([
+      'source',
+      'gateway',
+      'route',
+      'filter',
+      'snat',
+      'external',
+      'reply external',
+      'reply conntrack',
+      'reply route',
+      'reply neighbour',
+      'reply bridge',
+      'reply deliver',
+    ]);
+    expect(hop(r, 'filter')).toEqual({
+      step: 'filter',
+      host: 'h1',
+      detail: expect.stringContaining(`iifname "${BR.blue}" ip daddr != @internal accept`),
+      resources: [`filter:${BR.blue}`, 'netset:internal'],
+    });
+    expect(hop(r, 'snat')!.detail).toContain(`snat ip to ${H1_IP}`);
+    expect(hop(r, 'external')!.detail).toMatch(/out of eth0 of host h1 from 192\.0\.2\.11/);
+    expect(hop(r, 'reply conntrack')!.detail).toContain(`${H1_IP} → 10.10.0.2`);
+    expect(r.hops.at(-1)).toMatchObject({ host: 'h1', resources: [`port:${vethName('a')}`] });
+  });
+  it('each host translates to its own underlay address (overlay vxlan)', () => {
+    const r = run(nat(GOLDEN.overlayVxlan, ['blue']), 'b', '8.8.8.8');
+    egress(r);
+    expect(hop(r, 'snat')).toMatchObject({ host: 'h2' });
+    expect(hop(r, 'snat')!.detail).toContain(`snat ip to ${H2_IP}`);
+  });
+  it('without natOutgoing it stays dropped, the reason saying that nothing lets it out', () => {
+    dropped(run(GOLDEN.bridge, 'a', '8.8.8.8'), /no gateway/);
+    dropped(
+      run(GOLDEN.router, 'a', '172.16.0.1'),
+      /no route to 172\.16\.0\.1 on host h1/,
+      /outside every Lattice network/,
+      /network blue has no egress/,
+    );
+    dropped(run(nat(GOLDEN.router, ['red']), 'a', '172.16.0.1'), /network blue has no egress/);
+  });
+  it('router: egress of one network, the routes between networks unchanged', () => {
+    const t = nat(GOLDEN.router, ['blue']);
+    egress(run(t, 'a', '172.16.0.1'));
+    delivered(run(t, 'a', 'e'));
+    dropped(run(t, 'a', 'x'), /isolated/);
+  });
+  it('routed: Lattice destinations are never translated nor let out', () => {
+    const t = nat(GOLDEN.routedStatic, ['blue']);
+    egress(run(t, 'a', '192.168.7.7'));
+    // Another network on the same host: still the isolation filter.
+    dropped(run(t, 'a', 'd'), `filter:${BR.blue}`, `iifname "${BR.blue}" drop`);
+    // Inside red's CIDR, in no block: in the netset, so no route rather than egress.
+    const r = run(t, 'a', '10.245.9.9');
+    dropped(r, /no route to 10\.245\.9\.9/);
+    expect(steps(r)).not.toContain('snat');
+  });
+  it('reads the desired state: without the filter snat there is no way out; without the netset the set is empty', () => {
+    const t = nat(GOLDEN.bridge, ['blue']);
+    const noSnat = (s: Map<string, Map<string, unknown>>) => {
+      const h1 = s.get('h1')!;
+      const f = h1.get(`filter:${BR.blue}`) as { spec: object };
+      h1.set(`filter:${BR.blue}`, { ...f, spec: { ...f.spec, snat: null } });
+    };
+    dropped(run(t, 'a', '8.8.8.8', noSnat), /no egress/);
+    const r = run(t, 'a', '8.8.8.8', without('h1', 'netset:internal'));
+    egress(r);
+    expect(hop(r, 'filter')!.detail).toMatch(
+      /missing netset:internal on host h1: @internal is empty/,
+    );
+  });
+  it('the policy hook sees the packet before the source translation', () => {
+    const flows: string[] = [];
+    const t = nat(GOLDEN.bridge, ['blue']);
+    const states = computeAll(t);
+    const r = trace(
+      t,
+      (h) => states.get(h)!,
+      { from: 'a', to: { ip: '8.8.8.8' }, proto: 'tcp', port: 443 },
+      {
+        policy: (f) => {
+          flows.push(`${f.direction} ${f.host} ${f.srcIp} → ${f.dstIp}`);
+          return f.direction === 'egress'
+            ? { allow: false, rule: 'policy no-internet egress', resources: [] }
+            : null;
+        },
+      },
+    );
+    dropped(r, /no-internet/);
+    expect(flows).toEqual(['egress h1 10.10.0.2 → 8.8.8.8']);
+  });
+});
+
+describe('trace: floating IPs', () => {
+  it('the instance leaves with its floating IP, before its network egress', () => {
+    for (const nets of [[], ['blue']]) {
+      const r = run(nat(GOLDEN.overlayVxlan, nets, 'a'), 'a', '8.8.8.8');
+      egress(r);
+      expect(hop(r, 'filter')).toMatchObject({
+        host: 'h1',
+        resources: [`fip:${F}`, 'netset:internal'],
+      });
+      expect(hop(r, 'filter')!.detail).toContain(`ip saddr 10.10.0.2 ip daddr != @internal accept`);
+      expect(hop(r, 'snat')).toMatchObject({ host: 'h1', resources: [`fip:${F}`] });
+      expect(hop(r, 'snat')!.detail).toContain(`snat ip to ${F}`);
+      expect(hop(r, 'reply conntrack')!.detail).toContain(`${F} → 10.10.0.2`);
+      expect(steps(r).at(-1)).toBe('reply deliver');
+    }
+  });
+  it('another instance of the network has no way out (its gateway is served, but no egress)', () => {
+    dropped(run(nat(GOLDEN.overlayVxlan, [], 'a'), 'b', '8.8.8.8'), /no floating IP/);
+  });
+  it('without the fip resource on its host the instance has no way out', () => {
+    dropped(
+      run(nat(GOLDEN.overlayVxlan, [], 'a'), 'a', '8.8.8.8', without('h1', `fip:${F}`)),
+      /no route to 8\.8\.8\.8/,
+    );
+  });
+  it('toward a floating IP: out by egress, over the underlay, DNAT to its instance, and the reply back through both translations', () => {
+    // b (blue, egress) on h2 → F, bound to d (red) on h1.
+    const r = run(nat(GOLDEN.routedStatic, ['blue'], 'd'), 'b', F);
+    delivered(r);
+    expect(r.to).toBe(F);
+    expect(r.hops.filter((h) => /snat|dnat|conntrack|underlay/.test(h.step))).toEqual([
+      expect.objectContaining({ step: 'snat', host: 'h2' }),
+      expect.objectContaining({ step: 'underlay', host: 'h2' }),
+      expect.objectContaining({ step: 'dnat', host: 'h1', resources: [`fip:${F}`] }),
+      expect.objectContaining({ step: 'reply conntrack', host: 'h1' }),
+      expect.objectContaining({ step: 'reply underlay', host: 'h1' }),
+      expect.objectContaining({ step: 'reply conntrack', host: 'h2' }),
+    ]);
+    expect(hop(r, 'underlay')!.detail).toMatch(
+      /to 198\.51\.100\.7 \(the floating IP host h1 holds\)/,
+    );
+    expect(hop(r, 'dnat')!.detail).toContain(`dnat ip to 10.245.0.2`);
+    expect(hop(r, 'deliver')).toMatchObject({ host: 'h1', resources: [`port:${vethName('d')}`] });
+    // d answers b's translated address: the source back to F, then h2 back to b.
+    expect(hop(r, 'reply source')!.host).toBe('h1');
+    expect(hop(r, 'reply conntrack')!.detail).toContain(`10.245.0.2 → ${F}`);
+    expect(hop(r, 'reply underlay')!.detail).toContain(`to ${H2_IP}`);
+    expect(r.hops.filter((h) => h.step === 'reply conntrack')[1].detail).toContain(
+      `${H2_IP} → 10.244.0.66`,
+    );
+    expect(r.hops.at(-1)).toMatchObject({ step: 'reply deliver', host: 'h2' });
+  });
+  it('the ingress policy of the instance sees the translated source and destination', () => {
+    const flows: string[] = [];
+    const t = nat(GOLDEN.routedStatic, ['blue'], 'd');
+    const states = computeAll(t);
+    trace(
+      t,
+      (h) => states.get(h)!,
+      { from: 'b', to: { ip: F } },
+      { policy: (f) => (flows.push(`${f.direction} ${f.host} ${f.srcIp} → ${f.dstIp}`), null) },
+    );
+    expect(flows.slice(0, 2)).toEqual([
+      `egress h2 10.244.0.66 → ${F}`,
+      `ingress h1 ${H2_IP} → 10.245.0.2`,
+    ]);
+  });
+  it('toward a floating IP from a network without egress on another host: dropped', () => {
+    dropped(run(nat(GOLDEN.routedStatic, [], 'd'), 'b', F), /no route to 198\.51\.100\.7/);
+  });
+  it('toward a floating IP of its own host: DNAT before routing, then the isolation filter as for the instance address', () => {
+    // g (green) and e (red, holding F) on h3, both attached to r1: delivered without egress.
+    const r = run(nat(GOLDEN.router, [], 'e'), 'g', F);
+    delivered(r);
+    expect(steps(r).slice(0, 5)).toEqual(['source', 'gateway', 'dnat', 'route', 'filter']);
+    expect(hop(r, 'dnat')).toMatchObject({ host: 'h3', resources: [`fip:${F}`] });
+    expect(hop(r, 'filter')!.detail).toContain('10.245.0.66 in 10.245.0.0/16');
+    expect(steps(r)).not.toContain('snat');
+    // a (blue) and d (red, holding F) on h1 share no router: even with egress, dropped.
+    dropped(
+      run(nat(GOLDEN.routedStatic, ['blue'], 'd'), 'a', F),
+      `filter:${BR.blue}`,
+      /10\.245\.0\.2 is not in \{ 10\.244\.0\.0\/16 \}/,
+    );
+  });
+  it('on the engine state, the floating IP follows its instance to its new host', () => {
+    const e = new DesiredStateEngine(nat(GOLDEN.overlayVxlan, [], 'a'));
+    e.apply({ type: 'instance.move', id: 'a', hostId: 'h3' });
+    const r = trace(e.topology(), (h) => e.stateOf(h), { from: 'a', to: { ip: '8.8.8.8' } });
+    egress(r);
+    expect(hop(r, 'snat')).toMatchObject({ host: 'h3', resources: [`fip:${F}`] });
+    expect(hop(r, 'external')!.detail).toContain(`of host h3 from ${F}`);
+    expect(r.hops.every((h) => h.host === 'h3')).toBe(true);
   });
 });

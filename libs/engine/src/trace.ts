@@ -15,12 +15,22 @@
  *   transport), the underlay toward another host, or an ipip/gre tunnel;
  * - delivery to the destination port, and the reply traced back the same way (a ping needs
  *   both directions).
+ * Egress and floating IPs (egress.ts): a destination outside every Lattice network (the
+ * host's `netset`) that no Lattice route covers leaves by the host's own routes when the
+ * ingress bridge's `filter` has an `snat` or the source has a `fip` there: the forward rule
+ * that lets it out, the source translation (the floating IP first), then out of the uplink —
+ * verdict `egress` (what lies beyond the uplink is not in the desired state), or, toward a
+ * host's underlay address or a floating IP some host holds, over the underlay to that host.
+ * A packet arriving at a host for one of its floating IPs (from the underlay, or from a local
+ * bridge before routing) is translated to the instance's address first (prerouting DNAT).
+ * The reply is traced back through the translations in reverse (conntrack).
  * Every hop names the resource keys it used; a drop names the rule or the missing entry.
  */
 import {
   cidrContains,
   contains,
   ipToInt,
+  isBlockBased,
   parseCidr,
   type Host,
   type Instance,
@@ -34,7 +44,11 @@ import type { ResourceKind, ResourceOf } from './resources.js';
 export type TraceProto = 'icmp' | 'tcp' | 'udp';
 
 export interface TraceHop {
-  /** What happened: source, gateway, route, filter, neighbour, vxlan, uplink, tunnel, … */
+  /**
+   * What happened: source, gateway, route, filter, neighbour, vxlan, uplink, tunnel, …;
+   * with NAT also dnat, snat, conntrack (a reply translated back) and external (the packet
+   * leaves Lattice on the uplink, or the reply comes back from outside).
+   */
   readonly step: string;
   /** The host (id) whose desired state this hop reads, when there is one. */
   readonly host?: string;
@@ -43,12 +57,18 @@ export interface TraceHop {
   readonly resources: string[];
 }
 
+export type TraceVerdict = 'delivered' | 'dropped' | 'egress';
+
 export interface TraceResult {
   readonly from: string;
   readonly to: string;
   readonly proto: TraceProto;
   readonly port?: number;
-  readonly verdict: 'delivered' | 'dropped';
+  /**
+   * `delivered` to the destination instance or host (and the reply back); `egress`: out of
+   * Lattice on a host's uplink, source-translated (and the reply back); or `dropped`.
+   */
+  readonly verdict: TraceVerdict;
   readonly reason?: string;
   readonly hops: TraceHop[];
 }
@@ -95,10 +115,32 @@ export interface TraceOptions {
 
 type Port = ResourceOf<'port'>;
 
+/** Where a packet left Lattice (egress): the uplink and its translated source address. */
+interface External {
+  readonly dev: string;
+  readonly source: string;
+}
+
 /** What one direction ended in. */
 type Outcome =
-  | { readonly ok: true; readonly instance: Instance | null; readonly host: string }
+  | {
+      readonly ok: true;
+      readonly instance: Instance | null;
+      readonly host: string;
+      /** Left Lattice on `host`'s uplink (instance null). */
+      readonly external?: External;
+    }
   | { readonly ok: false; readonly reason: string };
+
+/** A translation the forward walk went through, which conntrack reverses for the reply. */
+interface Translation {
+  readonly host: string;
+  readonly kind: 'snat' | 'dnat';
+  readonly from: string;
+  readonly to: string;
+  /** The resource whose rule translated. */
+  readonly key: string;
+}
 
 const ZERO_MAC = '00:00:00:00:00:00';
 const MAX_ROUTED_HOPS = 8;
@@ -140,23 +182,29 @@ export function trace(
   if (dstInstance && out.instance?.id !== dstInstance.id) {
     const got = out.instance
       ? `${out.instance.name} (network ${t.netName(out.instance.networkId)})`
-      : 'a host';
+      : out.external
+        ? `out of Lattice on ${out.external.dev} of host ${t.hostName(out.host)}`
+        : 'a host';
     return fail(
       `${dstIp} leads to ${got}, not to ${dstInstance.name} (network ` +
         `${t.netName(dstInstance.networkId)}): the networks are isolated (no router between them)`,
     );
   }
-  if (out.instance) {
+  if (out.instance || out.external) {
+    // The reply goes to the source as the destination saw it (translated, with NAT).
+    const seen = t.source;
     t.prefix = 'reply ';
-    const back = t.walk(out.instance, src.ip);
+    const back = out.instance
+      ? t.walk(out.instance, seen)
+      : t.fromOutside(out.host, dstIp, out.external!);
     if (!back.ok) return fail(`the reply is dropped: ${back.reason}`);
     if (back.instance?.id !== src.id) {
       return fail(
-        `the reply to ${src.ip} leads to ${back.instance?.name ?? 'a host'}, not ${src.name}`,
+        `the reply to ${seen} leads to ${back.instance?.name ?? 'a host'}, not ${src.name}`,
       );
     }
   }
-  return { ...base, verdict: 'delivered', hops: t.hops };
+  return { ...base, verdict: out.external ? 'egress' : 'delivered', hops: t.hops };
 }
 
 interface BridgeCtx {
@@ -181,8 +229,10 @@ interface Candidate {
 class Tracer {
   readonly hops: TraceHop[] = [];
   prefix = '';
-  /** Source address of the direction being walked (for the policy hook). */
+  /** Source address of the direction being walked, as translated so far (policy hook, NAT). */
   private srcIp = '';
+  /** The translations of the forward walk (the reply walk reverses them). */
+  private readonly nat: Translation[] = [];
   private readonly byUnderlay = new Map<string, Host>();
   private readonly ports = new Map<string, Port[]>();
 
@@ -290,12 +340,40 @@ class Tracer {
     if (!v.allow) this.drop(`network policy denies ${direction} of ${instance.name}: ${v.rule}`);
   }
 
+  /** On the reply walk (`prefix` set): conntrack, not the NAT rules, translates. */
+  private get reply(): boolean {
+    return this.prefix !== '';
+  }
+
+  /** The source address of the last walk as its destination saw it (after any SNAT). */
+  get source(): string {
+    return this.srcIp;
+  }
+
   // ---- the walk --------------------------------------------------------------------------
 
   walk(src: Instance, dstIp: string): Outcome {
     this.srcIp = src.ip;
+    return this.guard(() => this.fromInstance(src, dstIp));
+  }
+
+  /** The reply of an egress: from `remote` back to the translated source on `host`. */
+  fromOutside(host: string, remote: string, ext: External): Outcome {
+    this.srcIp = remote;
+    return this.guard(() => {
+      this.hop(
+        'external',
+        host,
+        `from ${remote} to ${ext.source}: in on ${ext.dev} of host ${this.hostName(host)}`,
+        [],
+      );
+      return this.route(host, null, ext.source, 0);
+    });
+  }
+
+  private guard(walk: () => Outcome): Outcome {
     try {
-      return this.fromInstance(src, dstIp);
+      return walk();
     } catch (e) {
       if (e instanceof Dropped) return { ok: false, reason: e.message };
       throw e;
@@ -351,18 +429,64 @@ class Tracer {
     const via = routers.length
       ? `router ${routers.map((r) => r.name).join(', ')} (distributed gateway ${gw}, MAC ` +
         `${gatewayMacOf(routers.map((r) => r.id))})`
-      : `the host's block gateway ${gw} (MAC ${br.bridge.spec.mac ?? 'of the bridge'})`;
+      : net && !isBlockBased(net)
+        ? `the network's gateway ${gw} (MAC ${br.bridge.spec.mac ?? 'of the bridge'}, served ` +
+          'on each of its hosts for egress or a floating IP)'
+        : `the host's block gateway ${gw} (MAC ${br.bridge.spec.mac ?? 'of the bridge'})`;
     this.hop('gateway', h, `to ${via} on bridge ${port.spec.bridge}`, [gwAddr.key]);
-    this.runPolicy('egress', h, src, src.ip, dstIp);
-    return this.route(h, br, dstIp, 0);
+    // Prerouting comes before the forward chain: a floating IP of this host is translated
+    // before the policy and the isolation filter see the packet.
+    const to = this.arrive(h, dstIp);
+    this.runPolicy('egress', h, src, src.ip, to);
+    return this.route(h, br, to, 0);
+  }
+
+  /**
+   * Prerouting on `host` for a packet toward `dstIp`: the DNAT of a floating IP the host
+   * holds, or on the reply walk the reverse of an SNAT made there (conntrack). Returns the
+   * destination after translation.
+   */
+  private arrive(host: string, dstIp: string): string {
+    if (this.reply) {
+      const t = this.nat.find((n) => n.kind === 'snat' && n.host === host && n.to === dstIp);
+      if (!t) return dstIp;
+      this.hop(
+        'conntrack',
+        host,
+        `reply of a translated connection: destination ${dstIp} → ${t.from} (reverses the snat of ${t.key})`,
+        [t.key],
+      );
+      return t.from;
+    }
+    const f = this.get(host, 'fip', dstIp);
+    if (!f) return dstIp;
+    this.hop(
+      'dnat',
+      host,
+      `prerouting: ip daddr ${dstIp} dnat ip to ${f.spec.ip} (floating IP of ${f.spec.name})`,
+      [f.key],
+    );
+    this.nat.push({ host, kind: 'dnat', from: dstIp, to: f.spec.ip, key: f.key });
+    return f.spec.ip;
   }
 
   /** Routing on `host`: the packet came in from `ingress` (a bridge) or from the underlay. */
-  private route(host: string, ingress: BridgeCtx | null, dstIp: string, depth: number): Outcome {
-    if (depth > MAX_ROUTED_HOPS) this.drop(`routing loop toward ${dstIp}`);
+  private route(host: string, ingress: BridgeCtx | null, to: string, depth: number): Outcome {
+    if (depth > MAX_ROUTED_HOPS) this.drop(`routing loop toward ${to}`);
+    // From the underlay: prerouting (from a local bridge, fromInstance did it).
+    const dstIp = ingress === null ? this.arrive(host, to) : to;
     const own = this.all(host, 'address').find((a) => a.spec.address.split('/')[0] === dstIp);
     if (own) {
       this.hop('deliver', host, `${dstIp} is an address of host ${this.hostName(host)}`, [own.key]);
+      return { ok: true, instance: null, host };
+    }
+    if (dstIp === this.hostOf(host)?.underlayIp) {
+      this.hop(
+        'deliver',
+        host,
+        `${dstIp} is the underlay address of host ${this.hostName(host)}`,
+        [],
+      );
       return { ok: true, instance: null, host };
     }
     const fwd = this.get(host, 'sysctl', 'net.ipv4.ip_forward');
@@ -373,13 +497,24 @@ class Tracer {
     }
     const best = this.lookup(host, dstIp);
     if (!best) {
+      if (ingress) {
+        const out = this.egress(host, ingress, dstIp, fwd.key, depth);
+        if (out) return out;
+      }
       const block = this.topology.blocks.find(
         (b) => b.hostId !== host && cidrContains(b.cidr, dstIp),
       );
+      const outside =
+        ingress !== null &&
+        ![...this.topology.networks.values()].some((n) => cidrContains(n.cidr, dstIp));
       const hint = block
         ? ` (${dstIp} is in block ${block.cidr} of host ${this.hostName(block.hostId)}: ` +
           `expected route:${block.cidr} or a BGP route for it)`
-        : '';
+        : outside
+          ? ` (${dstIp} is outside every Lattice network, and nothing lets it out: ` +
+            `${ingress.network ? `network ${ingress.network.name}` : `bridge ${ingress.bridge.spec.name}`} ` +
+            `has no egress (natOutgoing) and ${this.srcIp} no floating IP)`
+          : '';
       this.drop(
         `no route to ${dstIp} on host ${this.hostName(host)}: no route resource, connected ` +
           `address or BGP-learned route covers it${hint}`,
@@ -434,6 +569,136 @@ class Tracer {
 
   private hostOf(id: string): Host | undefined {
     return this.topology.hosts.get(id);
+  }
+
+  /**
+   * Egress (egress.ts) of a packet from bridge `ingress` that no Lattice route covers: when
+   * `dstIp` is outside the host's netset and the filter's `snat` or the source's floating IP
+   * lets it out, the forward rule, the source translation (on the reply walk: the reverse of
+   * the DNAT that brought the connection in) and the uplink; then the host or floating IP
+   * it is addressed to, or out of Lattice. Null when egress does not apply (the caller
+   * reports the missing route).
+   */
+  private egress(
+    host: string,
+    ingress: BridgeCtx,
+    dstIp: string,
+    fwdKey: string,
+    depth: number,
+  ): Outcome | null {
+    const netset = this.get(host, 'netset', 'internal');
+    const internal = netset?.spec.cidrs ?? [];
+    if (internal.some((c) => cidrContains(c, dstIp))) return null;
+    const name = ingress.bridge.spec.name;
+    const f = this.get(host, 'filter', name);
+    const fip = this.all(host, 'fip').find(
+      (x) => x.spec.bridge === name && x.spec.ip === this.srcIp,
+    );
+    const snat = f?.spec.snat ?? null;
+    if (!fip && snat === null) return null;
+    const h = this.hostOf(host)!;
+    const dev = fip?.spec.dev ?? h.uplink;
+    const net = ingress.network ? `network ${ingress.network.name}` : `bridge ${name}`;
+    const outside = netset
+      ? `${dstIp} is not in @internal { ${internal.join(', ')} }`
+      : `missing netset:internal on host ${h.name}: @internal is empty`;
+    const setKeys = netset ? [netset.key] : [];
+    this.hop(
+      'route',
+      host,
+      `no Lattice route covers ${dstIp}: the host's own routes (not in the desired state) ` +
+        `take it out of ${dev}`,
+      [fwdKey],
+    );
+
+    // Forward chain: the isolation rules of the ingress bridge, in their rendered order.
+    const accepted = f?.spec.accept.find((c) => cidrContains(c, dstIp));
+    if (!f) {
+      this.hop('filter', host, `no filter for ${name}: forwarded unfiltered (policy accept)`, []);
+    } else if (accepted) {
+      this.hop(
+        'filter',
+        host,
+        `accept: iifname "${name}" ip daddr { ${f.spec.accept.join(', ')} } accept (${dstIp} in ${accepted})`,
+        [f.key],
+      );
+    } else if (fip) {
+      this.hop(
+        'filter',
+        host,
+        `accept: iifname "${name}" ip saddr ${fip.spec.ip} ip daddr != @internal accept ` +
+          `(floating IP ${fip.spec.address} of ${fip.spec.name}; ${outside})`,
+        [fip.key, ...setKeys],
+      );
+    } else {
+      this.hop(
+        'filter',
+        host,
+        `accept: iifname "${name}" ip daddr != @internal accept (egress of ${net}; ${outside})`,
+        [f.key, ...setKeys],
+      );
+    }
+
+    // Postrouting: the source translation (conntrack's reverse of a DNAT for a reply).
+    const back = this.reply
+      ? this.nat.find((n) => n.kind === 'dnat' && n.host === host && n.to === this.srcIp)
+      : undefined;
+    let source: string;
+    if (back) {
+      this.hop(
+        'conntrack',
+        host,
+        `reply of a translated connection: source ${this.srcIp} → ${back.from} (reverses the dnat of ${back.key})`,
+        [back.key],
+      );
+      source = back.from;
+    } else if (fip) {
+      this.hop(
+        'snat',
+        host,
+        `postrouting: iifname "${name}" ip saddr ${fip.spec.ip} ip daddr != @internal ` +
+          `snat ip to ${fip.spec.address} (floating IP of ${fip.spec.name})`,
+        [fip.key],
+      );
+      source = fip.spec.address;
+      this.nat.push({ host, kind: 'snat', from: this.srcIp, to: source, key: fip.key });
+    } else {
+      this.hop(
+        'snat',
+        host,
+        `postrouting: iifname "${name}" ip daddr != @internal snat ip to ${snat} ` +
+          `(egress of ${net}: the host's underlay address)`,
+        [f!.key],
+      );
+      source = snat!;
+      this.nat.push({ host, kind: 'snat', from: this.srcIp, to: source, key: f!.key });
+    }
+    this.srcIp = source;
+
+    // The underlay: a floating IP some host holds, a host's address, or out of Lattice.
+    const holder = [...this.topology.hosts.keys()].find((x) => this.get(x, 'fip', dstIp));
+    const next = holder !== undefined ? this.hostOf(holder) : this.byUnderlay.get(dstIp);
+    if (next) {
+      const what =
+        holder !== undefined
+          ? `the floating IP host ${next.name} holds`
+          : `the underlay address of host ${next.name}`;
+      this.hop(
+        'underlay',
+        host,
+        `out of ${dev} from ${source} over the underlay to ${dstIp} (${what})`,
+        [],
+      );
+      return this.route(next.id, null, dstIp, depth + 1);
+    }
+    this.hop(
+      'external',
+      host,
+      `out of ${dev} of host ${h.name} from ${source} to ${dstIp}: it leaves Lattice ` +
+        '(what lies beyond the uplink is not in the desired state)',
+      [],
+    );
+    return { ok: true, instance: null, host, external: { dev, source } };
   }
 
   /** The isolation filter of the ingress bridge (isolation.ts, FilterSpec). */

@@ -774,6 +774,21 @@ describe('renderBirdConfig', () => {
     expect(text).not.toContain('protocol direct');
     expect(text).toContain('define LATTICE_ANNOUNCE = [  ];');
   });
+
+  it('originates floating IPs held here from the uplink, with or without block bridges', () => {
+    const fips = { ...spec, announce: ['192.0.2.130/32'], interfaces: [], uplink: 'eth0' };
+    expect(renderBirdConfig(fips)).toContain(
+      [
+        'protocol direct lattice_blocks {',
+        '  ipv4 { import where net ~ LATTICE_ANNOUNCE; };',
+        '  interface "eth0";',
+        '}',
+      ].join('\n'),
+    );
+    expect(renderBirdConfig({ ...spec, uplink: 'eth0' })).toContain(
+      '  interface "ltbr-aa", "eth0";',
+    );
+  });
 });
 
 describe('parseBatchErrors', () => {

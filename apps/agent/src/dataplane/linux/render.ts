@@ -564,7 +564,8 @@ export function birdPeerName(address: string): string {
  * The BIRD 2 configuration of the host's speaker (DATAPLANE §5). Timers are short on
  * purpose: with BIRD's defaults routes take 4–8 s to appear, with these ≈ 1 s.
  *
- * Locally originated routes come from `protocol direct` on the block bridges and are
+ * Locally originated routes come from `protocol direct` on the block bridges (and the
+ * uplink, for floating IPs held here) and are
  * exported only when they are one of the `announce` blocks. A route reflector must also
  * pass on what it learned over BGP (reflection is an export); other speakers never
  * re-export BGP routes, so every speaker announces exactly its own blocks.
@@ -582,11 +583,14 @@ export function renderBirdConfig(s: BgpSpec): string {
     '}',
     '',
   ];
-  if (s.interfaces.length > 0) {
+  // Floating IPs held here are /32 addresses on the uplink: the same direct protocol
+  // originates them, and the import filter keeps the uplink's own subnet out.
+  const direct = s.uplink ? [...s.interfaces, s.uplink] : s.interfaces;
+  if (direct.length > 0) {
     lines.push(
       'protocol direct lattice_blocks {',
       '  ipv4 { import where net ~ LATTICE_ANNOUNCE; };',
-      `  interface ${s.interfaces.map((i) => `"${i}"`).join(', ')};`,
+      `  interface ${direct.map((i) => `"${i}"`).join(', ')};`,
       '}',
       '',
     );
