@@ -73,7 +73,7 @@ export interface Trace {
   from: string;
   to: string;
   proto: string;
-  verdict: 'delivered' | 'dropped';
+  verdict: 'delivered' | 'dropped' | 'egress';
   reason?: string;
   hops: TraceHop[];
 }

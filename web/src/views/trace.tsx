@@ -90,7 +90,9 @@ export function TraceView({ store }: { store: Store }) {
           <p class={`verdict ${trace.verdict}`} data-testid="verdict">
             {trace.verdict === 'delivered'
               ? '✔ delivered'
-              : `✘ dropped${trace.reason ? `: ${trace.reason}` : ''}`}
+              : trace.verdict === 'egress'
+                ? '↗ left Lattice (egress)'
+                : `✘ dropped${trace.reason ? `: ${trace.reason}` : ''}`}
           </p>
           <ol class="hops" data-testid="hops">
             {trace.hops.map((h, i) => (

@@ -6,7 +6,8 @@ export class TraceHop {
   @ApiProperty({
     description:
       'what happened: source, gateway, route, bgp, filter, neighbour, bridge, fdb, uplink, ' +
-      'vxlan, tunnel, underlay, deliver, drop (prefixed `reply ` on the way back)',
+      'vxlan, tunnel, underlay, dnat, snat, conntrack, external, deliver, drop (prefixed `reply ` ' +
+      'on the way back)',
     example: 'route',
   })
   step!: string;
@@ -45,7 +46,10 @@ export class Trace {
   @ApiPropertyOptional({ type: 'integer', minimum: 1, maximum: 65535 })
   port?: number;
 
-  @ApiProperty({ enum: ['delivered', 'dropped'] })
+  @ApiProperty({
+    enum: ['delivered', 'dropped', 'egress'],
+    description: 'egress: the packet left Lattice through its host’s uplink, source-translated',
+  })
   verdict!: string;
 
   @ApiPropertyOptional({ description: 'when dropped: the rule or the missing entry' })
