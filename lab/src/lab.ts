@@ -4,16 +4,31 @@
  * ```
  *  <prefix>-ul (underlay switch)          <prefix>-h1 (host)              <prefix>-web1 (instance)
  *   br0 ── p1 ═══════════ veth ═══════════ eth0 192.0.2.11/24
+ *    │                                      default via 192.0.2.254
+ *    │                                      ltbr-…  ── ltv… ═════ veth ═════ eth0 (agent-made)
  *   brv100 ── p1v100 ════ veth ═══════════ eth0.100   (one wire per VLAN of the pool)
- *   …                                       ltbr-…  ── ltv… ═════ veth ═════ eth0 (agent-made)
+ *   …
+ *   br0 ── pout ══════════ veth ═══════════ eth0 192.0.2.254/24      <prefix>-_out (outside)
+ *                                           lo   203.0.113.10/32 ("the internet")
  * ```
  *
  * - The underlay switch namespace holds one bridge for the underlay and one per VLAN: this
  *   kernel has no 802.1Q, so each host gets a veth NAMED `eth0.<vid>` per VLAN of the
  *   controller's VLAN pool (DATAPLANE §2), which the agent enslaves as the VLAN uplink.
- * - Host namespaces `<prefix>-<host>` have `eth0` on the underlay (MTU 1500); everything
- *   else in them (bridges, VXLAN devices, routes, `ip_forward`, nftables, BIRD) is the
- *   agent's, which manages the namespace from outside (`--netns`).
+ * - Host namespaces `<prefix>-<host>` have `eth0` on the underlay (MTU 1500) and a default
+ *   route via the outside; everything else in them (bridges, VXLAN devices, routes,
+ *   `ip_forward`, nftables, BIRD) is the agent's, which manages the namespace from outside
+ *   (`--netns`). The default route is the lab's, not the agent's: the agent only touches
+ *   routes of its own protocol (76), so neither drift repair nor restart clean-up removes it.
+ * - The outside `<prefix>-_out` stands for the world beyond the underlay's upstream router:
+ *   the underlay's last usable address (192.0.2.254) on `eth0`, plugged into `br0`, and an
+ *   "internet" address (`OUTSIDE_INTERNET_IP`, 203.0.113.10 from TEST-NET-3, RFC 5737) on
+ *   `lo`, which no Lattice network of a lab test may use. It is an end system: no
+ *   forwarding, and no route but the underlay's own, so it can only answer host underlay
+ *   addresses and floating IPs (which live in the underlay) — traffic from an instance
+ *   address reaching it would be a leak of the egress NAT, and gets no answer. The `_`
+ *   keeps its name apart from every host and instance namespace (`<prefix>-<name>`: names
+ *   are `^[a-z0-9][a-z0-9-]{0,62}$`, without `_`).
  * - Instance namespaces `<prefix>-<instance>` are created by the agents.
  * - Nothing is ever connected to the machine's own interfaces.
  *
@@ -38,7 +53,7 @@ import {
 } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { packageRoot } from '../../libs/version/src/index.js';
-import { broadcast, intToIp, parseCidr } from '../../libs/model/src/ipv4.js';
+import { intToIp, lastUsable, parseCidr } from '../../libs/model/src/ipv4.js';
 import {
   ApiError,
   ControllerClient,
@@ -62,6 +77,15 @@ export const DEFAULTS = {
 export const UNDERLAY_MTU = 1500;
 /** Host i (1-based) gets the underlay address base + HOST_IP_OFFSET + i (192.0.2.11, …). */
 const HOST_IP_OFFSET = 10;
+/**
+ * The outside's "internet" address (on its `lo`): TEST-NET-3 (RFC 5737), outside the
+ * underlay and outside every network the lab tests make.
+ */
+export const OUTSIDE_INTERNET_IP = '203.0.113.10';
+/** The outside's namespace is `<prefix>` + this: `_` is in no host or instance name. */
+const OUTSIDE_SUFFIX = '-_out';
+/** The outside's port on the underlay switch (`p<i>` are the hosts'). */
+const OUTSIDE_PORT = 'pout';
 const STATE_FILE = 'lab.json';
 
 export interface LabUpOptions {
@@ -102,10 +126,18 @@ export interface LabState {
   readonly prefix: string;
   readonly underlay: string;
   readonly underlayNs: string;
+  /**
+   * The outside: `outsideIp` (the underlay's last usable address, the hosts' default
+   * gateway) on its `eth0` in `br0`, `internetIp` on its `lo`. Filled in by `labUp` for a
+   * lab recorded before the outside existed.
+   */
+  outsideNs: string;
+  outsideIp: string;
+  internetIp: string;
   controllerUrl: string;
   /** VLAN ids pre-wired on every host (`eth0.<vid>`). */
   vlans: number[];
-  /** Namespaces the lab itself made (underlay and hosts); instance ones are `<prefix>-*`. */
+  /** Namespaces the lab itself made (underlay, outside, hosts); instance ones are `<prefix>-*`. */
   namespaces: string[];
   hosts: LabHost[];
 }
@@ -144,6 +176,11 @@ export function hostNetns(s: Pick<LabState, 'prefix'>, host: string): string {
   return `${s.prefix}-${host}`;
 }
 
+/** The outside's namespace (see the file comment). */
+export function outsideNetns(s: Pick<LabState, 'prefix'>): string {
+  return `${s.prefix}${OUTSIDE_SUFFIX}`;
+}
+
 /** The built agent (`npm run build`), found from this module in src/ or in dist/. */
 export function agentMainPath(): string {
   const root = packageRoot();
@@ -176,8 +213,12 @@ export async function labUp(o: LabUpOptions): Promise<LabUpResult> {
   }
   const cidr = parseCidr(underlay);
   if (!cidr || cidr.addr !== cidr.base) throw new Error(`--underlay ${underlay} is not a CIDR`);
-  if (cidr.base + HOST_IP_OFFSET + nHosts >= broadcast(cidr)) {
-    throw new Error(`--underlay ${underlay} is too small for ${nHosts} hosts (.11 upwards)`);
+  // The last usable address is the outside's.
+  const outsideIp = intToIp(lastUsable(cidr));
+  if (cidr.base + HOST_IP_OFFSET + nHosts >= lastUsable(cidr)) {
+    throw new Error(
+      `--underlay ${underlay} is too small for ${nHosts} hosts (.11 upwards) and the outside (${outsideIp})`,
+    );
   }
   const api = new ControllerClient(o.controllerUrl, o.adminToken);
 
@@ -221,11 +262,18 @@ export async function labUp(o: LabUpOptions): Promise<LabUpResult> {
     prefix,
     underlay,
     underlayNs: `${prefix}-ul`,
+    outsideNs: outsideNetns({ prefix }),
+    outsideIp,
+    internetIp: OUTSIDE_INTERNET_IP,
     controllerUrl: api.url,
     vlans: [],
     namespaces: [],
     hosts: [],
   };
+  // A lab recorded before the outside existed gets one.
+  s.outsideNs ??= outsideNetns(s);
+  s.outsideIp ??= outsideIp;
+  s.internetIp ??= OUTSIDE_INTERNET_IP;
   s.controllerUrl = api.url;
   for (let i = 1; i <= nHosts; i++) {
     const name = `h${i}`;
@@ -243,7 +291,7 @@ export async function labUp(o: LabUpOptions): Promise<LabUpResult> {
     });
   }
   const vlans = [...new Set([...s.vlans, ...wantVlans])].sort((a, b) => a - b);
-  for (const ns of [s.underlayNs, ...s.hosts.map((h) => h.netns)]) {
+  for (const ns of [s.underlayNs, s.outsideNs, ...s.hosts.map((h) => h.netns)]) {
     if (!s.namespaces.includes(ns)) s.namespaces.push(ns);
   }
   // Recorded before anything is made: a crash from here on leaves a state `down` can use.
@@ -291,6 +339,7 @@ export async function labUp(o: LabUpOptions): Promise<LabUpResult> {
       (n) =>
         `netns exec ${n} sysctl -q -w net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1`,
     ),
+    `netns exec ${s.outsideNs} sysctl -q -w net.ipv4.ip_forward=0`,
   ]);
 
   // 5. The underlay switch and the wires to every host.
@@ -319,8 +368,30 @@ export async function labUp(o: LabUpOptions): Promise<LabUpResult> {
     };
     wire(`p${h.index}`, 'br0', 'eth0');
     for (const v of vlans) wire(`p${h.index}v${v}`, `brv${v}`, `eth0.${v}`);
-    lines.push(`addr replace ${h.underlayIp}/${cidr.prefix} dev eth0`);
+    lines.push(
+      `addr replace ${h.underlayIp}/${cidr.prefix} dev eth0`,
+      // The lab's, not the agent's (default protocol, not 76): see the file comment.
+      `route replace default via ${s.outsideIp} dev eth0`,
+    );
     hostLines.set(h.netns, lines);
+  }
+  // The outside: an end system on br0 (no forwarding, no route beyond the underlay).
+  {
+    const oLinks = await listLinks(s.outsideNs);
+    const lines = ['link set lo up'];
+    if (!ulLinks.has(OUTSIDE_PORT)) {
+      if (oLinks.has('eth0')) lines.unshift('link del eth0');
+      ulLines.push(
+        `link add ${OUTSIDE_PORT} mtu ${UNDERLAY_MTU} type veth peer name eth0 netns ${s.outsideNs}`,
+      );
+    }
+    ulLines.push(`link set ${OUTSIDE_PORT} master br0 up`);
+    lines.push(
+      `link set eth0 mtu ${UNDERLAY_MTU} up`,
+      `addr replace ${s.outsideIp}/${cidr.prefix} dev eth0`,
+      `addr replace ${s.internetIp}/32 dev lo`,
+    );
+    hostLines.set(s.outsideNs, lines);
   }
   // Stale host ends go first, then the switch side creates the pairs, then hosts configure.
   for (const [ns, lines] of hostLines) {
@@ -338,7 +409,8 @@ export async function labUp(o: LabUpOptions): Promise<LabUpResult> {
   writeState(s);
   log(
     `underlay ${underlay} in ${ul}; hosts ${s.hosts.map((h) => `${h.name}=${h.underlayIp}`).join(' ')}; ` +
-      `VLAN wires eth0.${vlans[0]}…eth0.${vlans[vlans.length - 1]}`,
+      `VLAN wires eth0.${vlans[0]}…eth0.${vlans[vlans.length - 1]}; ` +
+      `outside ${s.outsideNs}=${s.outsideIp} (internet ${s.internetIp}), the hosts' default gateway`,
   );
 
   // 6. One agent per host, in the background.
@@ -540,7 +612,8 @@ export async function labDown(o: LabDownOptions = {}): Promise<LabDownResult> {
     for (const p of pids) if (!(await waitGone(p, 2000))) signal(p, 'SIGKILL');
     processes += pids.length;
   }
-  // Instance namespaces first, then hosts, then the switch (veths go with their namespace).
+  // Instance namespaces first, then hosts and the outside, then the switch (veths go with
+  // their namespace).
   const order = [
     ...ours.filter((n) => !s.namespaces.includes(n)),
     ...ours.filter((n) => s.namespaces.includes(n) && n !== s.underlayNs),
@@ -655,6 +728,9 @@ export function formatStatus(st: LabStatus): string {
   const out = [
     `lab ${s.dir}: prefix ${s.prefix}, underlay ${s.underlay} (${s.underlayNs}), ` +
       `VLAN wires ${s.vlans.length ? `${s.vlans[0]}-${s.vlans[s.vlans.length - 1]}` : 'none'}, ` +
+      (s.outsideNs
+        ? `outside ${s.outsideIp} + ${s.internetIp} (${s.outsideNs}), `
+        : 'no outside (run up again), ') +
       `controller ${s.controllerUrl}`,
     '',
     table([

@@ -3,7 +3,7 @@
  * as `npm run lab`), on a controller of its own, and ping helpers.
  */
 import { describe, it } from '@jest/globals';
-import { spawnSync } from 'node:child_process';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -225,4 +225,216 @@ export async function agentErrors(lab: Lab): Promise<string[]> {
       (e) => `${h.name}: ${e.key}: ${e.message}`,
     ),
   );
+}
+
+// ---- the outside (egress NAT, floating IPs) ---------------------------------------------
+
+/** The lab's outside namespace: the underlay's upstream and "the internet" (lab.ts). */
+export function outsideNs(lab: Lab): string {
+  return lab.state.outsideNs;
+}
+
+/** Runs `argv` inside the outside namespace. */
+export function inOutside(lab: Lab, argv: readonly string[]) {
+  return inNs(outsideNs(lab), argv);
+}
+
+/** Answers every connection with the peer's address as the kernel shows it, then closes. */
+const ECHO_SCRIPT = `
+const net = require('node:net');
+const [ip, port] = process.argv.slice(1);
+const srv = net.createServer((s) => { s.on('error', () => {}); s.end(s.remoteAddress); });
+srv.on('error', (e) => { console.error(e.message); process.exit(1); });
+srv.listen(Number(port), ip, () => console.log('listening'));
+process.on('SIGTERM', () => process.exit(0));
+`;
+
+/** One connection: prints {ok, data, error}; ok when the server sent something and closed. */
+const CONNECT_SCRIPT = `
+const net = require('node:net');
+const [host, port, ms] = process.argv.slice(1);
+let data = '';
+const done = (ok, error) => { process.stdout.write(JSON.stringify({ ok, data, error })); process.exit(0); };
+setTimeout(() => done(false, 'timeout'), Number(ms));
+const s = net.connect({ host, port: Number(port) });
+s.on('data', (d) => (data += d));
+s.on('end', () => done(data.length > 0, data.length > 0 ? undefined : 'closed without data'));
+s.on('error', (e) => done(false, e.code || e.message));
+`;
+
+/**
+ * A connection attempt every \`interval\` ms (each given up after \`attempt\` ms), until one
+ * gets an answer or \`max\` ms passed: prints {ok, at (epoch ms of the answer), data, attempts}.
+ */
+const PROBE_SCRIPT = `
+const net = require('node:net');
+const [host, port, interval, attempt, max] = process.argv.slice(1).map((v, i) => (i ? Number(v) : v));
+let attempts = 0;
+let finished = false;
+const done = (r) => {
+  if (finished) return;
+  finished = true;
+  process.stdout.write(JSON.stringify({ ...r, attempts }));
+  process.exit(0);
+};
+const once = () => {
+  if (finished) return;
+  attempts++;
+  let data = '';
+  const s = net.connect({ host, port });
+  const t = setTimeout(() => s.destroy(), attempt);
+  s.on('data', (d) => (data += d));
+  s.on('end', () => { clearTimeout(t); if (data) done({ ok: true, at: Date.now(), data }); });
+  s.on('error', () => clearTimeout(t));
+};
+once();
+setInterval(once, interval);
+setTimeout(() => done({ ok: false, at: null, data: '' }), max);
+`;
+
+const children = new Set<ChildProcess>();
+
+export interface TcpEcho {
+  readonly ns: string;
+  readonly pid: number;
+  stop(): Promise<void>;
+}
+
+/**
+ * A TCP server in `ns` (node, as root in the namespace) on `ip:port` that answers every
+ * connection with the address it came from. Resolves once it listens. Stop it before its
+ * namespace goes away (an instance moved or deleted): a process keeps a deleted namespace
+ * alive, nameless, where `labDown` cannot find it (`stopTcpServers` stops all of them).
+ */
+export async function startTcpEcho(ns: string, port: number, ip = '0.0.0.0'): Promise<TcpEcho> {
+  const child = spawn(
+    'ip',
+    ['netns', 'exec', ns, process.execPath, '-e', ECHO_SCRIPT, ip, String(port)],
+    { stdio: ['ignore', 'pipe', 'pipe'] },
+  );
+  children.add(child);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  void exited.then(() => children.delete(child));
+  let err = '';
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`TCP server in ${ns} not listening: ${err}`)),
+      5000,
+    );
+    child.stdout.on('data', (d: Buffer) => {
+      if (d.toString().includes('listening')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`TCP server in ${ns} exited (${code}): ${err}`));
+    });
+  });
+  return {
+    ns,
+    pid: child.pid!,
+    async stop() {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+      await exited;
+    },
+  };
+}
+
+/** Stops every server `startTcpEcho` started (afterAll, before `stopLab`). */
+export async function stopTcpServers(): Promise<void> {
+  await Promise.all(
+    [...children].map(async (c) => {
+      const gone = new Promise<void>((r) => c.once('exit', () => r()));
+      if (c.exitCode === null && c.signalCode === null) c.kill('SIGTERM');
+      else return;
+      await gone;
+    }),
+  );
+}
+
+export interface TcpResult {
+  readonly ok: boolean;
+  /** What the server sent: with `startTcpEcho`, the client's address as the server saw it. */
+  readonly data: string;
+  readonly error?: string;
+}
+
+/** One TCP connection from `ns` to `ip:port`, given up after `timeoutMs`. */
+export async function tcpConnect(
+  ns: string,
+  ip: string,
+  port: number,
+  timeoutMs = 2000,
+): Promise<TcpResult> {
+  const r = await inNs(ns, [
+    process.execPath,
+    '-e',
+    CONNECT_SCRIPT,
+    ip,
+    String(port),
+    String(timeoutMs),
+  ]);
+  if (r.code !== 0 || !r.stdout.startsWith('{')) {
+    throw new Error(`TCP client in ${ns} could not run (exit ${r.code}): ${r.stderr}`);
+  }
+  return JSON.parse(r.stdout) as TcpResult;
+}
+
+/**
+ * Connection attempts from `ns` to `ip:port` every `intervalMs` until one is answered:
+ * `at` is the epoch ms of the first answer, null when none came within `maxMs`.
+ */
+export async function tcpProbe(
+  ns: string,
+  ip: string,
+  port: number,
+  o: { intervalMs?: number; attemptMs?: number; maxMs?: number } = {},
+): Promise<{ ok: boolean; at: number | null; data: string; attempts: number }> {
+  const args = [o.intervalMs ?? 50, o.attemptMs ?? 300, o.maxMs ?? 10_000].map(String);
+  const r = await inNs(ns, [process.execPath, '-e', PROBE_SCRIPT, ip, String(port), ...args]);
+  if (r.code !== 0 || !r.stdout.startsWith('{')) {
+    throw new Error(`TCP probe in ${ns} could not run (exit ${r.code}): ${r.stderr}`);
+  }
+  return JSON.parse(r.stdout) as { ok: boolean; at: number | null; data: string; attempts: number };
+}
+
+const WATCH_TABLE = 'lattice_lab_watch';
+
+/**
+ * Records in the outside's nftables the source address of every unicast IPv4 packet it
+ * receives on its underlay port: `seen` all of them, `foreign` those outside the underlay
+ * (which must never arrive: host addresses and floating IPs are all in the underlay).
+ */
+export async function watchOutside(lab: Lab): Promise<void> {
+  const ruleset = [
+    `table ip ${WATCH_TABLE} {`,
+    '  set seen { type ipv4_addr; flags dynamic; size 4096; }',
+    '  set foreign { type ipv4_addr; flags dynamic; size 4096; }',
+    '  chain pre {',
+    '    type filter hook prerouting priority raw; policy accept;',
+    // unicast to the outside's MAC only: what hosts route or send to it, whatever the
+    // destination address (multicast and broadcast on the segment are not traffic to it)
+    '    iifname "eth0" meta pkttype host add @seen { ip saddr }',
+    `    iifname "eth0" meta pkttype host ip saddr != ${lab.state.underlay} add @foreign { ip saddr }`,
+    '  }',
+    '}',
+  ].join('\n');
+  const r = await run(['ip', 'netns', 'exec', outsideNs(lab), 'nft', '-f', '-'], ruleset + '\n');
+  if (r.code !== 0) throw new Error(`nft in ${outsideNs(lab)}: ${r.stderr}`);
+}
+
+/** The sources `watchOutside` recorded: `seen` or `foreign`, sorted. */
+export async function outsideSources(lab: Lab, set: 'seen' | 'foreign'): Promise<string[]> {
+  const r = await inOutside(lab, ['nft', '-j', 'list', 'set', 'ip', WATCH_TABLE, set]);
+  if (r.code !== 0) throw new Error(`nft list set ${set} in ${outsideNs(lab)}: ${r.stderr}`);
+  const items = (JSON.parse(r.stdout) as { nftables: any[] }).nftables;
+  const elems = (items.find((x) => x.set)?.set.elem ?? []) as unknown[];
+  const ips = elems.map((e) =>
+    typeof e === 'string' ? e : String((e as { elem: { val: string } }).elem.val),
+  );
+  const key = (ip: string) => ip.split('.').reduce((n, o) => n * 256 + Number(o), 0);
+  return ips.sort((a, b) => key(a) - key(b));
 }

@@ -558,7 +558,7 @@ describe('LinuxDataplane floating IP announcement (scripted commands)', () => {
       dev,
     });
 
-  it('sends one gratuitous ARP once address and NAT rules are in; a missing arping is told once', async () => {
+  it('sends one gratuitous ARP once address and NAT rules are in (in the background); a missing arping is told once', async () => {
     const stateDir = mkdtempSync(join(tmpdir(), 'ltt-dp-'));
     const calls: string[] = [];
     const warnings: string[] = [];
@@ -588,6 +588,7 @@ describe('LinuxDataplane floating IP announcement (scripted commands)', () => {
       });
       const one = stateOf([fip('203.0.113.2', 'eth0')]);
       expect(await dp.apply(diff(new Map(), one))).toEqual([]);
+      await dp.close(); // the ARPs go out in the background; close waits for them
       const nft = `ip netns exec h1 nft -f ${join(stateDir, 'lattice.nft')}`;
       const steps = calls.filter((c) => /batch|nft -f|arping/.test(c));
       expect(steps).toEqual([
@@ -605,6 +606,7 @@ describe('LinuxDataplane floating IP announcement (scripted commands)', () => {
       expect(await dp.apply(diff(one, three))).toEqual([
         { key: 'fip:203.0.113.4', message: 'device eth9 does not exist' },
       ]);
+      await dp.close();
       expect(calls.filter((c) => c.includes('arping'))).toEqual([
         'ip netns exec h1 arping -U -c 1 -I eth0 203.0.113.3',
       ]);

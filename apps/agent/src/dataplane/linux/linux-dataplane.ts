@@ -109,6 +109,8 @@ export class LinuxDataplane implements Dataplane {
   private readonly warn: (message: string) => void;
   /** `arping` is optional: its absence is told once. */
   private arpingMissingTold = false;
+  /** The gratuitous ARPs under way (`announceFloating`). */
+  private announcing: Promise<void> = Promise.resolve();
   private readonly prefix: string;
   /** The desired state as last told (apply/sync/checkDrift): whole-file renders need it. */
   private desired = new Map<string, Resource>();
@@ -163,6 +165,7 @@ export class LinuxDataplane implements Dataplane {
   /** Leaves the data plane as it is: nothing is torn down because the agent stops. */
   async close(): Promise<void> {
     await this.queue.catch(() => undefined);
+    await this.announcing;
   }
 
   private serialise<T>(fn: () => Promise<T>): Promise<T> {
@@ -228,7 +231,7 @@ export class LinuxDataplane implements Dataplane {
     const nftChanges = [...diff.upserts, ...diff.deletes].filter(isNftResource);
     if (nftChanges.length > 0) await this.loadNftables(errors, nftChanges);
     // Once its address and NAT rules are in place, neighbours learn where it lives now.
-    await this.announceFloating(upserts, errors);
+    this.announceFloating(upserts, errors);
     const bgp = diff.upserts.find((u) => u.kind === 'bgp');
     if (bgp?.kind === 'bgp') await this.ensureBird(bgp, errors);
     else if (diff.deletes.some((r) => r.kind === 'bgp') && !this.desired.has('bgp:speaker')) {
@@ -502,7 +505,7 @@ export class LinuxDataplane implements Dataplane {
     for (const item of await this.nftDrift(removeStale, errors)) {
       report(item.key, item.message, item.attempted);
     }
-    await this.announceFloating(
+    this.announceFloating(
       repairs.map((r) => r.resource),
       errors,
     );
@@ -529,14 +532,24 @@ export class LinuxDataplane implements Dataplane {
    * uplink now), all at once: `arping -U` makes neighbours that cached the address's previous
    * host (it moved with its instance) update their entry. Best effort: a failure or a missing
    * `arping` is no error of the resource (neighbours then learn it when their entry expires).
+   * In the background, one round after another: `arping -c 1` waits about a second for
+   * answers that never come, which must not delay the report of what was applied (the
+   * address already answers ARP requests itself). `close()` waits for it.
    */
-  private async announceFloating(
+  private announceFloating(
     applied: readonly Resource[],
     errors: ReadonlyMap<string, string>,
-  ): Promise<void> {
+  ): void {
     const fips = applied.filter(
       (r): r is ResourceOf<'fip'> => r.kind === 'fip' && !errors.has(r.key),
     );
+    if (fips.length === 0) return;
+    this.announcing = this.announcing
+      .then(() => this.sendGratuitousArps(fips))
+      .catch(() => undefined);
+  }
+
+  private async sendGratuitousArps(fips: readonly ResourceOf<'fip'>[]): Promise<void> {
     await mapLimit(fips, 8, async ({ spec }) => {
       const res = await this.runArping(
         this.inHost('arping', '-U', '-c', '1', '-I', spec.dev, spec.address),
