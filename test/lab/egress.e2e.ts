@@ -383,7 +383,7 @@ describeLab('real packets: egress NAT and floating IPs', () => {
     };
     const F = fip.address;
     const learned = async (h: string) =>
-      ((await ipJson(L(), h, ['route', 'show', 'proto', 'bird'])) as any[]).filter(
+      (await ipJson<{ dst: string }[]>(L(), h, ['route', 'show', 'proto', 'bird'])).filter(
         (r) => r.dst === F,
       );
     // h2 speaks BGP with h1 and learns where the floating IP lives
